@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+
+from projects.images import validate_reference_image
+from projects.models import Character, Project, Role, Scene
+
+
+class ProjectForm(forms.ModelForm):
+    class Meta:
+        model = Project
+        fields = ["title", "description"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+
+class SceneForm(forms.ModelForm):
+    characters = forms.ModelMultipleChoiceField(
+        queryset=Character.objects.none(), required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = Scene
+        fields = ["title", "prompt", "characters"]
+        widgets = {"prompt": forms.Textarea(attrs={"rows": 6})}
+
+    def __init__(self, *args, project: Project, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["characters"].queryset = project.characters.all()
+
+
+class CharacterForm(forms.ModelForm):
+    # A FileField, not ImageField, so every bad upload gets our one set of messages.
+    reference = forms.FileField(required=False, validators=[validate_reference_image])
+
+    class Meta:
+        model = Character
+        fields = ["name", "aliases", "description", "reference"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3}), "aliases": forms.TextInput()}
+
+    def __init__(self, *args, project: Project, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.project = project
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        clash = Character.objects.filter(project=self.project, name__iexact=name).exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise forms.ValidationError("This project already has a character with that name.")
+        return name
+
+
+class StoryImportForm(forms.Form):
+    FORMATS = [
+        ("auto", "Detect automatically"),
+        ("text", "Plain text, one scene per paragraph"),
+        ("numbered", "Numbered lines or 'Scene N:' headings"),
+        ("csv", "CSV with a prompt column"),
+        ("json", "JSON list"),
+    ]
+    MODES = [("append", "Add after the existing scenes"), ("replace", "Replace all scenes")]
+
+    text = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 12}), label="Paste the story")
+    file = forms.FileField(required=False, label="…or upload a file")
+    fmt = forms.ChoiceField(choices=FORMATS, initial="auto", label="Format")
+    mode = forms.ChoiceField(
+        choices=MODES, initial="append", widget=forms.RadioSelect, label="Existing scenes"
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        upload = data.get("file")
+        if upload:
+            if upload.size > settings.STORY_MAX_BYTES:
+                raise forms.ValidationError("The file is too large for a story.")
+            try:
+                data["text"] = upload.read().decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise forms.ValidationError("The file is not UTF-8 text.") from exc
+            data["filename"] = upload.name
+        else:
+            data["filename"] = ""
+        if not (data.get("text") or "").strip():
+            raise forms.ValidationError("Paste a story or choose a file.")
+        return data
+
+
+class MemberAddForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.EDITOR)
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)

@@ -1,0 +1,212 @@
+"""Workflows over projects, members, scenes and characters: views and commands call these to write."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import F
+
+from projects.importers import ParsedScene, parse_story
+from projects.mentions import find_mentions
+from projects.models import Character, Membership, Project, Role, Scene
+
+# Positions are parked above this offset mid-reorder so the (project, position) unique constraint never trips.
+_PARK_OFFSET = 1_000_000
+
+
+def project_create(*, title: str, description: str = "", user) -> Project:
+    with transaction.atomic():
+        project = Project.objects.create(title=title, description=description, created_by=user)
+        Membership.objects.create(project=project, user=user, role=Role.OWNER)
+    return project
+
+
+def member_add(*, project: Project, username: str, role: str) -> Membership:
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise ValidationError(f"There is no user called {username!r}.")
+    membership, created = Membership.objects.get_or_create(
+        project=project, user=user, defaults={"role": role}
+    )
+    if not created:
+        raise ValidationError(f"{username} is already a member ({membership.role}).")
+    return membership
+
+
+def member_set_role(*, membership: Membership, role: str) -> Membership:
+    if membership.role == Role.OWNER and role != Role.OWNER:
+        _ensure_another_owner(membership)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+def member_remove(*, membership: Membership) -> None:
+    if membership.role == Role.OWNER:
+        _ensure_another_owner(membership)
+    membership.delete()
+
+
+def _ensure_another_owner(membership: Membership) -> None:
+    others = Membership.objects.filter(project=membership.project, role=Role.OWNER).exclude(pk=membership.pk)
+    if not others.exists():
+        raise ValidationError("A project needs at least one owner.")
+
+
+def _renumber(project: Project) -> None:
+    """Make positions 1..N again, in current order, without tripping the unique constraint."""
+    scenes = list(Scene.objects.filter(project=project).order_by("position", "pk").only("pk", "position"))
+    changed = [scene for index, scene in enumerate(scenes, start=1) if scene.position != index]
+    if not changed:
+        return
+    Scene.objects.filter(pk__in=[s.pk for s in changed]).update(position=F("position") + _PARK_OFFSET)
+    for index, scene in enumerate(scenes, start=1):
+        if scene in changed:
+            Scene.objects.filter(pk=scene.pk).update(position=index)
+
+
+def scene_create(*, project: Project, prompt: str, title: str = "", position: int | None = None) -> Scene:
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        scene = Scene.objects.create(
+            project=project, prompt=prompt, title=title, position=project.next_position()
+        )
+        scene_link_characters(scene=scene)
+        if position is not None and position != scene.position:
+            scene_move(scene=scene, to_position=position)
+    return scene
+
+
+def scene_update(
+    *, scene: Scene, prompt: str, title: str, characters: Iterable[Character] | None = None
+) -> Scene:
+    prompt_changed = prompt != scene.prompt
+    scene.prompt = prompt
+    scene.title = title
+    if prompt_changed and scene.status == Scene.Status.SKIPPED:
+        scene.status = Scene.Status.PENDING
+    scene.save()
+    if characters is not None:
+        scene.characters.set(characters)
+    return scene
+
+
+def scene_delete(*, scene: Scene) -> None:
+    with transaction.atomic():
+        project = scene.project
+        scene.delete()
+        _renumber(project)
+
+
+def scene_move(*, scene: Scene, to_position: int) -> Scene:
+    """Move a scene to a story position (clamped to 1..N); the others shift to stay contiguous."""
+    with transaction.atomic():
+        ids = list(
+            Scene.objects.filter(project_id=scene.project_id)
+            .order_by("position")
+            .values_list("pk", flat=True)
+        )
+        ids.remove(scene.pk)
+        index = max(0, min(to_position - 1, len(ids)))
+        ids.insert(index, scene.pk)
+        scenes_reorder(project=scene.project, ordered_ids=ids)
+    scene.refresh_from_db(fields=["position"])
+    return scene
+
+
+def scenes_reorder(*, project: Project, ordered_ids: Sequence[int]) -> None:
+    """Apply a full new order. The list must name every scene of the project exactly once."""
+    current = set(Scene.objects.filter(project=project).values_list("pk", flat=True))
+    if len(ordered_ids) != len(current) or set(ordered_ids) != current:
+        raise ValidationError("The new order must list every scene of the project exactly once.")
+    with transaction.atomic():
+        Scene.objects.filter(project=project).update(position=F("position") + _PARK_OFFSET)
+        for index, pk in enumerate(ordered_ids, start=1):
+            Scene.objects.filter(pk=pk).update(position=index)
+
+
+def story_import(
+    *, project: Project, text: str, fmt: str = "auto", filename: str = "", mode: str = "append"
+) -> list[Scene]:
+    """Parse first, write after: a malformed story raises StoryFormatError and changes nothing."""
+    parsed = parse_story(text, fmt=fmt, filename=filename)
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        if mode == "replace":
+            project.scenes.all().delete()
+        start = project.next_position()
+        scenes = Scene.objects.bulk_create(
+            Scene(project=project, position=start + i, prompt=item.prompt, title=item.title)
+            for i, item in enumerate(parsed)
+        )
+        _link_imported(project=project, scenes=scenes, parsed=parsed)
+    return scenes
+
+
+def _link_imported(*, project: Project, scenes: list[Scene], parsed: list[ParsedScene]) -> None:
+    by_name = {c.name.casefold(): c for c in project.characters.all()}
+    for scene, item in zip(scenes, parsed, strict=True):
+        named = []
+        for name in item.characters:
+            character = by_name.get(name.casefold())
+            if character is None:
+                character = Character.objects.create(project=project, name=name)
+                by_name[name.casefold()] = character
+            named.append(character)
+        scene.characters.add(*named, *scene_links_propose(scene=scene, characters=list(by_name.values())))
+
+
+def scene_links_propose(*, scene: Scene, characters: Sequence[Character] | None = None) -> list[Character]:
+    """Characters whose name or alias appears in the scene's prompt as a whole word."""
+    if characters is None:
+        characters = list(scene.project.characters.all())
+    entries = [(c, c.name, c.alias_list()) for c in characters]
+    return find_mentions(scene.prompt, entries)
+
+
+def scene_link_characters(*, scene: Scene) -> list[Character]:
+    """Add the proposed links to a scene; links a user made by hand are never removed."""
+    proposed = scene_links_propose(scene=scene)
+    if proposed:
+        scene.characters.add(*proposed)
+    return proposed
+
+
+def project_link_characters(*, project: Project) -> int:
+    characters = list(project.characters.all())
+    added = 0
+    for scene in project.scenes.prefetch_related("characters"):
+        existing = set(scene.characters.all())
+        new = [c for c in scene_links_propose(scene=scene, characters=characters) if c not in existing]
+        scene.characters.add(*new)
+        added += len(new)
+    return added
+
+
+def character_save(
+    *,
+    project: Project,
+    name: str,
+    aliases: str = "",
+    description: str = "",
+    reference: UploadedFile | None = None,
+    character: Character | None = None,
+) -> Character:
+    character = character or Character(project=project)
+    character.name, character.aliases, character.description = name, aliases, description
+    # Read the old file name from the database: a ModelForm has already put the new upload on the instance.
+    old_reference = (
+        Character.objects.filter(pk=character.pk).values_list("reference", flat=True).first()
+        if character.pk
+        else ""
+    )
+    if reference is not None:
+        character.reference.save(reference.name, reference, save=False)
+    character.save()
+    if reference is not None and old_reference:
+        character.reference.storage.delete(old_reference)
+    return character

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from projects import views
+
+urlpatterns = [
+    path("", views.project_list, name="project_list"),
+    path("projects/new/", views.project_create, name="project_create"),
+    path("projects/<int:project_id>/", views.project_detail, name="project_detail"),
+    path("projects/<int:project_id>/edit/", views.project_edit, name="project_edit"),
+    path("projects/<int:project_id>/delete/", views.project_delete, name="project_delete"),
+    path("projects/<int:project_id>/import/", views.story_import, name="story_import"),
+    path("projects/<int:project_id>/scenes/new/", views.scene_create, name="scene_create"),
+    path("projects/<int:project_id>/scenes/<int:scene_id>/", views.scene_edit, name="scene_edit"),
+    path("projects/<int:project_id>/scenes/<int:scene_id>/delete/", views.scene_delete, name="scene_delete"),
+    path("projects/<int:project_id>/scenes/<int:scene_id>/move/", views.scene_move, name="scene_move"),
+    path("projects/<int:project_id>/scenes/<int:scene_id>/image/", views.scene_image, name="scene_image"),
+    path("projects/<int:project_id>/characters/", views.character_list, name="character_list"),
+    path("projects/<int:project_id>/characters/new/", views.character_edit, name="character_create"),
+    path("projects/<int:project_id>/characters/link/", views.characters_link, name="characters_link"),
+    path(
+        "projects/<int:project_id>/characters/<int:character_id>/",
+        views.character_edit,
+        name="character_edit",
+    ),
+    path(
+        "projects/<int:project_id>/characters/<int:character_id>/delete/",
+        views.character_delete,
+        name="character_delete",
+    ),
+    path(
+        "projects/<int:project_id>/characters/<int:character_id>/reference/",
+        views.character_reference,
+        name="character_reference",
+    ),
+    path("projects/<int:project_id>/members/", views.member_list, name="member_list"),
+    path("projects/<int:project_id>/members/<int:member_id>/", views.member_update, name="member_update"),
+]

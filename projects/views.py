@@ -1,0 +1,286 @@
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Prefetch
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from projects import services
+from projects.access import project_for_user
+from projects.forms import (
+    CharacterForm,
+    MemberAddForm,
+    MemberRoleForm,
+    ProjectForm,
+    SceneForm,
+    StoryImportForm,
+)
+from projects.images import ensure_thumbnail
+from projects.importers import StoryFormatError
+from projects.models import Character, Membership, Project, Role, Scene
+
+
+@login_required
+def project_list(request: HttpRequest) -> HttpResponse:
+    projects = (
+        Project.objects.filter(memberships__user=request.user)
+        .annotate(scene_count=Count("scenes", distinct=True))
+        .order_by("-updated")
+    )
+    roles = dict(Membership.objects.filter(user=request.user).values_list("project_id", "role"))
+    items = [(p, roles.get(p.pk)) for p in projects]
+    return render(request, "projects/project_list.html", {"items": items, "form": ProjectForm()})
+
+
+@login_required
+def project_create(request: HttpRequest) -> HttpResponse:
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        project = services.project_create(user=request.user, **form.cleaned_data)
+        messages.success(request, f"Created “{project.title}”.")
+        return redirect(project)
+    return render(request, "projects/project_form.html", {"form": form})
+
+
+@login_required
+def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, membership = project_for_user(request.user, project_id)
+    scenes = project.scenes.prefetch_related(
+        Prefetch("characters", queryset=Character.objects.order_by("name"))
+    )
+    context = {
+        "project": project,
+        "membership": membership,
+        "scenes": scenes,
+        "can_edit": membership.allows(Role.EDITOR),
+        "characters": project.characters.all(),
+    }
+    return render(request, "projects/project_detail.html", context)
+
+
+@login_required
+def project_edit(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, _ = project_for_user(request.user, project_id, needs=Role.OWNER)
+    form = ProjectForm(request.POST or None, instance=project)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Project saved.")
+        return redirect(project)
+    return render(request, "projects/project_form.html", {"form": form, "project": project})
+
+
+@login_required
+def project_delete(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, _ = project_for_user(request.user, project_id, needs=Role.OWNER)
+    if request.method == "POST":
+        title = project.title
+        project.delete()
+        messages.success(request, f"Deleted “{title}”.")
+        return redirect("project_list")
+    return render(request, "projects/confirm_delete.html", {"project": project, "object": project})
+
+
+@login_required
+def scene_create(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, _ = project_for_user(request.user, project_id, needs=Role.EDITOR)
+    form = SceneForm(request.POST or None, project=project)
+    if request.method == "POST" and form.is_valid():
+        scene = services.scene_create(
+            project=project, prompt=form.cleaned_data["prompt"], title=form.cleaned_data["title"]
+        )
+        if form.cleaned_data["characters"]:
+            scene.characters.add(*form.cleaned_data["characters"])
+        messages.success(request, f"Added scene {scene.position}.")
+        return redirect(project)
+    return render(request, "projects/scene_form.html", {"form": form, "project": project})
+
+
+@login_required
+def scene_edit(request: HttpRequest, project_id: int, scene_id: int) -> HttpResponse:
+    project, _ = project_for_user(request.user, project_id, needs=Role.EDITOR)
+    scene = get_object_or_404(Scene, pk=scene_id, project=project)
+    form = SceneForm(request.POST or None, instance=scene, project=project)
+    if request.method == "POST" and form.is_valid():
+        services.scene_update(scene=scene, **form.cleaned_data)
+        messages.success(request, f"Saved scene {scene.position}.")
+        return redirect(project)
+    suggested = services.scene_links_propose(scene=scene)
+    context = {"form": form, "project": project, "scene": scene, "suggested": suggested}
+    return render(request, "projects/scene_form.html", context)
+
+
+@login_required
+@require_POST
+def scene_delete(request: HttpRequest, project_id: int, scene_id: int) -> HttpResponse:
+    project, _ = project_for_user(request.user, project_id, needs=Role.EDITOR)
+    scene = get_object_or_404(Scene, pk=scene_id, project=project)
+    services.scene_delete(scene=scene)
+    messages.success(request, "Scene deleted; the scenes after it moved up.")
+    return redirect(project)
+
+
+@login_required
+@require_POST
+def scene_move(request: HttpRequest, project_id: int, scene_id: int) -> HttpResponse:
+    project, _ = project_for_user(request.user, project_id, needs=Role.EDITOR)
+    scene = get_object_or_404(Scene, pk=scene_id, project=project)
+    try:
+        target = int(request.POST.get("to", ""))
+    except ValueError:
+        messages.error(request, "Give the new position as a number.")
+        return redirect(project)
+    services.scene_move(scene=scene, to_position=target)
+    return redirect(f"{project.get_absolute_url()}#scene-{scene.pk}")
+
+
+@login_required
+def story_import(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, _ = project_for_user(request.user, project_id, needs=Role.EDITOR)
+    form = StoryImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            scenes = services.story_import(
+                project=project,
+                text=data["text"],
+                fmt=data["fmt"],
+                filename=data["filename"],
+                mode=data["mode"],
+            )
+        except StoryFormatError as exc:
+            form.add_error(None, f"Nothing was imported. {exc}")
+        else:
+            messages.success(request, f"Imported {len(scenes)} scenes.")
+            return redirect(project)
+    return render(request, "projects/story_import.html", {"form": form, "project": project})
+
+
+@login_required
+@require_POST
+def characters_link(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, _ = project_for_user(request.user, project_id, needs=Role.EDITOR)
+    added = services.project_link_characters(project=project)
+    messages.success(request, f"Linked {added} character appearances found in the prompts.")
+    return redirect(project)
+
+
+@login_required
+def character_list(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, membership = project_for_user(request.user, project_id)
+    characters = project.characters.annotate(scene_count=Count("scenes"))
+    context = {"project": project, "characters": characters, "can_edit": membership.allows(Role.EDITOR)}
+    return render(request, "projects/character_list.html", context)
+
+
+@login_required
+def character_edit(request: HttpRequest, project_id: int, character_id: int | None = None) -> HttpResponse:
+    project, _ = project_for_user(request.user, project_id, needs=Role.EDITOR)
+    character = get_object_or_404(Character, pk=character_id, project=project) if character_id else None
+    form = CharacterForm(request.POST or None, request.FILES or None, instance=character, project=project)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        saved = services.character_save(
+            project=project,
+            character=character,
+            name=data["name"],
+            aliases=data["aliases"],
+            description=data["description"],
+            reference=request.FILES.get("reference"),
+        )
+        messages.success(request, f"Saved {saved.name}.")
+        return redirect("character_list", project.pk)
+    return render(
+        request, "projects/character_form.html", {"form": form, "project": project, "character": character}
+    )
+
+
+@login_required
+@require_POST
+def character_delete(request: HttpRequest, project_id: int, character_id: int) -> HttpResponse:
+    project, _ = project_for_user(request.user, project_id, needs=Role.EDITOR)
+    character = get_object_or_404(Character, pk=character_id, project=project)
+    character.delete()
+    messages.success(request, f"Deleted {character.name}.")
+    return redirect("character_list", project.pk)
+
+
+@login_required
+def member_list(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, membership = project_for_user(request.user, project_id)
+    is_owner = membership.allows(Role.OWNER)
+    form = MemberAddForm(request.POST or None)
+    if request.method == "POST":
+        if not is_owner:
+            raise Http404("No such page")
+        if form.is_valid():
+            try:
+                added = services.member_add(project=project, **form.cleaned_data)
+            except ValidationError as exc:
+                form.add_error("username", exc)
+            else:
+                messages.success(request, f"Added {added.user.username} as {added.role}.")
+                return redirect("member_list", project.pk)
+    members = project.memberships.select_related("user")
+    context = {
+        "project": project,
+        "members": members,
+        "form": form,
+        "is_owner": is_owner,
+        "roles": Role.choices,
+    }
+    return render(request, "projects/member_list.html", context)
+
+
+@login_required
+@require_POST
+def member_update(request: HttpRequest, project_id: int, member_id: int) -> HttpResponse:
+    project, _ = project_for_user(request.user, project_id, needs=Role.OWNER)
+    membership = get_object_or_404(Membership, pk=member_id, project=project)
+    try:
+        if request.POST.get("action") == "remove":
+            services.member_remove(membership=membership)
+            messages.success(request, f"Removed {membership.user.username}.")
+        else:
+            form = MemberRoleForm(request.POST)
+            if form.is_valid():
+                services.member_set_role(membership=membership, role=form.cleaned_data["role"])
+                messages.success(request, f"{membership.user.username} is now {membership.role}.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("member_list", project.pk)
+
+
+def _send_image(path: Path, *, thumb: bool) -> FileResponse:
+    if not path.exists():
+        raise Http404("Image file missing")
+    if thumb:
+        path = ensure_thumbnail(path)
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    response = FileResponse(path.open("rb"), content_type=content_type)
+    response["Cache-Control"] = "private, max-age=300"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@login_required
+def scene_image(request: HttpRequest, project_id: int, scene_id: int) -> FileResponse:
+    project, _ = project_for_user(request.user, project_id)
+    scene = get_object_or_404(Scene, pk=scene_id, project=project)
+    if not scene.image:
+        raise Http404("This scene has no image yet")
+    return _send_image(Path(scene.image.path), thumb="thumb" in request.GET)
+
+
+@login_required
+def character_reference(request: HttpRequest, project_id: int, character_id: int) -> FileResponse:
+    project, _ = project_for_user(request.user, project_id)
+    character = get_object_or_404(Character, pk=character_id, project=project)
+    if not character.reference:
+        raise Http404("This character has no reference image")
+    return _send_image(Path(character.reference.path), thumb="thumb" in request.GET)
