@@ -1,0 +1,134 @@
+"""Per-credential request pacing and quota pauses.
+
+One limiter guards one credential (requests sharing an API key share its quota). This module holds the
+in-process implementations; a Redis-backed one shared across processes can implement the same `Limiter`
+protocol, which is why every method is async.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Protocol
+
+from generation.engine.clock import Clock
+from generation.engine.config import EngineConfig
+from generation.providers.base import RateLimit
+
+WINDOW_SECONDS = 60.0
+MIN_WAIT = 1e-6
+
+
+class Limiter(Protocol):
+    async def acquire(self) -> None:
+        """Wait until one request may be sent (pacing and any pause), then count it as sent.
+
+        Cancelling the awaiting task interrupts the wait and counts nothing.
+        """
+
+    async def pause_until(self, until: float) -> None:
+        """Hold all dispatch to this credential until clock time `until` (never shortens a pause)."""
+
+    async def learn(self, rate: RateLimit) -> None:
+        """Adopt what the provider said about its quota (x-ratelimit-* headers)."""
+
+
+class _LocalLimiter:
+    def __init__(self, clock: Clock, requests_per_minute: float | None) -> None:
+        self.clock = clock
+        self.requests_per_minute = requests_per_minute
+        self.paused_until = -math.inf
+
+    async def acquire(self) -> None:
+        # Re-check after every sleep: a pause may have been extended or the rate learned meanwhile.
+        while True:
+            now = self.clock.now()
+            wait = max(self.paused_until - now, self._pacing_wait(now))
+            if wait <= 0:
+                self._record(now)
+                return
+            await self.clock.sleep(wait)
+
+    async def pause_until(self, until: float) -> None:
+        self.paused_until = max(self.paused_until, until)
+
+    async def learn(self, rate: RateLimit) -> None:
+        # Only the limit is adopted: remaining/reset mean different things for windows and buckets, and
+        # the Retry-After of a 429 already says how long to hold off.
+        if rate.limit_requests and rate.limit_requests != self.requests_per_minute:
+            self._set_rate(float(rate.limit_requests))
+
+    def _set_rate(self, requests_per_minute: float) -> None:
+        self.requests_per_minute = requests_per_minute
+
+    def _pacing_wait(self, now: float) -> float:
+        raise NotImplementedError
+
+    def _record(self, now: float) -> None:
+        raise NotImplementedError
+
+
+class SlidingWindowLimiter(_LocalLimiter):
+    """A log of send times mirroring the server's rolling window: at most R sends in any 60 s.
+
+    Runs at 100% of the quota: in simulation this reached the bound where a bucket at 60% lost 1.8x.
+    """
+
+    def __init__(
+        self, clock: Clock, requests_per_minute: float | None, *, window: float = WINDOW_SECONDS
+    ) -> None:
+        super().__init__(clock, requests_per_minute)
+        self.window = window
+        self._sent: deque[float] = deque()
+
+    def _pacing_wait(self, now: float) -> float:
+        # Same comparison as a server counting sends in (now - window, now].
+        while self._sent and now - self._sent[0] >= self.window:
+            self._sent.popleft()
+        if self.requests_per_minute is None:
+            return 0.0
+        limit = max(1, int(self.requests_per_minute))
+        if len(self._sent) < limit:
+            return 0.0
+        # At least one tick: in floating point, s + window - now can be <= 0 while now - s < window.
+        return max(MIN_WAIT, self._sent[len(self._sent) - limit] + self.window - now)
+
+    def _record(self, now: float) -> None:
+        # Kept even while the quota is unknown, so a limit learned later starts from the true history.
+        self._sent.append(now)
+
+
+class TokenBucketLimiter(_LocalLimiter):
+    """Tokens refill at R per minute up to `burst`; for providers whose quota is a bucket."""
+
+    def __init__(self, clock: Clock, requests_per_minute: float | None, *, burst: int = 1) -> None:
+        super().__init__(clock, requests_per_minute)
+        self.burst = burst
+        self._tokens = float(burst)
+        self._updated: float | None = None
+
+    def _refill(self, now: float) -> None:
+        if self._updated is not None and self.requests_per_minute is not None:
+            gained = (now - self._updated) * self.requests_per_minute / 60.0
+            self._tokens = min(float(self.burst), self._tokens + gained)
+        self._updated = now
+
+    def _pacing_wait(self, now: float) -> float:
+        self._refill(now)
+        if self.requests_per_minute is None or self._tokens >= 1.0:
+            return 0.0
+        return (1.0 - self._tokens) * 60.0 / self.requests_per_minute
+
+    def _record(self, now: float) -> None:
+        if self.requests_per_minute is not None:
+            self._tokens -= 1.0
+
+    def _set_rate(self, requests_per_minute: float) -> None:
+        self._refill(self.clock.now())
+        super()._set_rate(requests_per_minute)
+
+
+def make_limiter(config: EngineConfig, clock: Clock) -> SlidingWindowLimiter | TokenBucketLimiter:
+    if config.limiter == "bucket":
+        return TokenBucketLimiter(clock, config.requests_per_minute, burst=config.bucket_burst or 1)
+    return SlidingWindowLimiter(clock, config.requests_per_minute)
