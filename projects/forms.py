@@ -14,6 +14,26 @@ class ProjectForm(forms.ModelForm):
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
 
 
+class ProjectSettingsForm(forms.ModelForm):
+    """The owner's settings: besides the title, which image provider and model the project's runs use."""
+
+    provider = forms.ChoiceField(required=False)
+
+    class Meta:
+        model = Project
+        fields = ["title", "description", "provider", "provider_model"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+        labels = {"provider_model": "Model"}
+        help_texts = {"provider_model": "Blank: the provider's default model"}
+
+    def __init__(self, *args, **kwargs) -> None:
+        from generation.providers import available
+
+        super().__init__(*args, **kwargs)
+        default = [("", f"Studio default ({settings.GENERATION_PROVIDER})")]
+        self.fields["provider"].choices = default + [(name, name) for name in available()]
+
+
 class SceneForm(forms.ModelForm):
     characters = forms.ModelMultipleChoiceField(
         queryset=Character.objects.none(), required=False, widget=forms.CheckboxSelectMultiple

@@ -83,6 +83,7 @@ class Character(models.Model):
     aliases = models.TextField(blank=True, help_text="Other names, separated by commas")
     description = models.TextField(blank=True, help_text="Used to generate the reference portrait")
     reference = models.ImageField(upload_to=character_reference_path, blank=True)
+    claimed_by = models.PositiveBigIntegerField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -118,6 +119,8 @@ class Scene(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     image = models.ImageField(upload_to=scene_image_path, blank=True)
     last_error = models.TextField(blank=True)
+    # The run that holds this scene; set and cleared by conditional updates so two runs never share a scene.
+    claimed_by = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)
     characters = models.ManyToManyField(Character, blank=True, related_name="scenes")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

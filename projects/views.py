@@ -11,6 +11,8 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from generation.selectors import latest_run, project_snapshot
+from generation.services import missing_references
 from projects import services
 from projects.access import project_for_user
 from projects.forms import (
@@ -18,6 +20,7 @@ from projects.forms import (
     MemberAddForm,
     MemberRoleForm,
     ProjectForm,
+    ProjectSettingsForm,
     SceneForm,
     StoryImportForm,
 )
@@ -54,12 +57,17 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     scenes = project.scenes.prefetch_related(
         Prefetch("characters", queryset=Character.objects.order_by("name"))
     )
+    scenes = list(scenes)
     context = {
         "project": project,
         "membership": membership,
         "scenes": scenes,
         "can_edit": membership.allows(Role.EDITOR),
         "characters": project.characters.all(),
+        "run": latest_run(project.pk),
+        "missing": missing_references(scenes=scenes),
+        "failed_count": sum(s.status == Scene.Status.FAILED for s in scenes),
+        "snapshot": project_snapshot(project_id=project.pk),
     }
     return render(request, "projects/project_detail.html", context)
 
@@ -67,7 +75,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 def project_edit(request: HttpRequest, project_id: int) -> HttpResponse:
     project, _ = project_for_user(request.user, project_id, needs=Role.OWNER)
-    form = ProjectForm(request.POST or None, instance=project)
+    form = ProjectSettingsForm(request.POST or None, instance=project)
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, "Project saved.")
@@ -111,7 +119,8 @@ def scene_edit(request: HttpRequest, project_id: int, scene_id: int) -> HttpResp
         messages.success(request, f"Saved scene {scene.position}.")
         return redirect(project)
     suggested = services.scene_links_propose(scene=scene)
-    context = {"form": form, "project": project, "scene": scene, "suggested": suggested}
+    versions = scene.versions.select_related("attempt")
+    context = {"form": form, "project": project, "scene": scene, "suggested": suggested, "versions": versions}
     return render(request, "projects/scene_form.html", context)
 
 
@@ -256,7 +265,7 @@ def member_update(request: HttpRequest, project_id: int, member_id: int) -> Http
     return redirect("member_list", project.pk)
 
 
-def _send_image(path: Path, *, thumb: bool) -> FileResponse:
+def send_image(path: Path, *, thumb: bool) -> FileResponse:
     if not path.exists():
         raise Http404("Image file missing")
     if thumb:
@@ -274,7 +283,7 @@ def scene_image(request: HttpRequest, project_id: int, scene_id: int) -> FileRes
     scene = get_object_or_404(Scene, pk=scene_id, project=project)
     if not scene.image:
         raise Http404("This scene has no image yet")
-    return _send_image(Path(scene.image.path), thumb="thumb" in request.GET)
+    return send_image(Path(scene.image.path), thumb="thumb" in request.GET)
 
 
 @login_required
@@ -283,4 +292,4 @@ def character_reference(request: HttpRequest, project_id: int, character_id: int
     character = get_object_or_404(Character, pk=character_id, project=project)
     if not character.reference:
         raise Http404("This character has no reference image")
-    return _send_image(Path(character.reference.path), thumb="thumb" in request.GET)
+    return send_image(Path(character.reference.path), thumb="thumb" in request.GET)

@@ -56,9 +56,10 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "channels",
+    # Before channels, so generation's runworker (which also scans for orphan runs) wins over channels' own.
     "projects",
     "generation",
+    "channels",
 ]
 
 MIDDLEWARE = [
@@ -103,6 +104,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    # A file, not shared-cache memory (which locks whole tables), so tests see real SQLite concurrency.
+    VAR_DIR.mkdir(exist_ok=True)
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 
 REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
@@ -168,3 +172,54 @@ LOGGING = {
 if TESTING:
     # Password hashing dominates test time; the hasher itself is Django's concern, not ours.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# --- Generation -----------------------------------------------------------------------------------
+# The provider a project uses unless it picks its own; "sketch" works offline.
+GENERATION_PROVIDER = env("PROVIDER", "sketch")
+# Provider credentials and endpoints come only from the environment, never from a committed file.
+GENERATION_PROVIDERS = {
+    "openai": {
+        "api_key": env("OPENAI_API_KEY"),
+        "base_url": env("OPENAI_BASE_URL", "https://api.openai.com"),
+    },
+    "gemini": {
+        "api_key": env("GEMINI_API_KEY"),
+        "base_url": env("GEMINI_BASE_URL", "https://generativelanguage.googleapis.com/v1beta"),
+    },
+    "comfyui": {
+        "base_url": env("COMFYUI_URL", "http://127.0.0.1:8188"),
+        "workflow_path": env("COMFYUI_WORKFLOW"),
+    },
+    "a1111": {
+        "base_url": env("A1111_URL", "http://127.0.0.1:7860"),
+        "username": env("A1111_USERNAME"),
+        "password": env("A1111_PASSWORD"),
+    },
+    # Unset FAKE_PROVIDER_URL: the studio starts its own fake server (20 requests/minute) in-process.
+    "fake": {"base_url": env("FAKE_PROVIDER_URL"), "flavor": env("FAKE_PROVIDER_FLAVOR", "openai")},
+    # Knobs for browser tests and benchmarks against a live server; unset ones keep SimSettings' defaults
+    # (the factory drops empty and None values).
+    "simulated": {
+        "latency": env_float("SIMULATED_LATENCY", 1.0),
+        "requests_per_minute": env_int("SIMULATED_RPM", 0) or None,
+        "max_concurrent": env_int("SIMULATED_MAX_CONCURRENT", 0) or None,
+        "transient_rate": env_float("SIMULATED_TRANSIENT_RATE", 0.0),
+        "safety_word": env("SIMULATED_SAFETY_WORD") or None,
+        "send_retry_after": env_bool("SIMULATED_SEND_RETRY_AFTER", True),
+    },
+    "sketch": {},
+}
+# Engine tunables (a run may override any of them); see generation/engine/config.py for their meaning.
+GENERATION_ENGINE = {
+    "start_concurrency": env_int("GEN_START_CONCURRENCY", 5),
+    "min_concurrency": env_int("GEN_MIN_CONCURRENCY", 1),
+    "max_concurrency": env_int("GEN_MAX_CONCURRENCY", 16),
+    "requests_per_minute": env_float("GEN_REQUESTS_PER_MINUTE", 0) or None,
+    "limiter": env("GEN_LIMITER", "window"),
+    "max_attempts": env_int("GEN_MAX_ATTEMPTS", 3),
+    "backoff_base": env_float("GEN_BACKOFF_BASE", 2.0),
+    "quota_wait_default": env_float("GEN_QUOTA_WAIT_DEFAULT", 15.0),
+    "quota_wait_max_total": env_float("GEN_QUOTA_WAIT_MAX_TOTAL", 600.0),
+    "grace_timeout": env_float("GEN_GRACE_TIMEOUT", 30.0),
+    "request_timeout": env_float("GEN_REQUEST_TIMEOUT", 90.0),
+}

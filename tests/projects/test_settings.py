@@ -45,3 +45,27 @@ def test_static_files_are_served_without_a_separate_server(client):
     response = client.get("/static/css/studio.css")
     assert response.status_code == 200
     assert b".grid" in b"".join(response.streaming_content)
+
+
+def test_an_owner_picks_the_projects_provider_and_model(client, team):
+    from django.urls import reverse
+
+    client.force_login(team.owner)
+    url = reverse("project_edit", args=[team.project.pk])
+    body = client.get(url).content.decode()
+    assert "Studio default" in body and 'value="openai"' in body
+    response = client.post(url, {"title": "The Tale", "provider": "gemini", "provider_model": "imagen-4.0"})
+    assert response.status_code == 302
+    team.project.refresh_from_db()
+    assert (team.project.provider, team.project.provider_model) == ("gemini", "imagen-4.0")
+    assert client.post(url, {"title": "T", "provider": "nope"}).status_code == 200  # not a choice
+
+
+def test_provider_secrets_are_never_shown_in_the_settings_page(client, team, settings):
+    from django.urls import reverse
+
+    settings.GENERATION_PROVIDERS = {**settings.GENERATION_PROVIDERS, "openai": {"api_key": "sk-very-secret"}}
+    client.force_login(team.owner)
+    assert (
+        "sk-very-secret" not in client.get(reverse("project_edit", args=[team.project.pk])).content.decode()
+    )

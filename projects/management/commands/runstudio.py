@@ -1,22 +1,48 @@
-"""Serve the whole studio from one process with Daphne (HTTP, WebSockets and, embedded, the worker)."""
+"""Serve the whole studio from one process: Daphne for HTTP and WebSockets, plus the generation worker.
+
+With the in-memory channel layer the worker must share Daphne's process (and event loop) to receive its
+wake-ups; with Redis it normally runs in separate `manage.py runworker scene-generation` processes.
+"""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Start Daphne on the embedded defaults and print where to log in."
+    help = "Start Daphne (and, without Redis, the generation worker in the same process)."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--worker", choices=["auto", "yes", "no"], default="auto")
 
-    def handle(self, *args, host: str, port: int, **options) -> None:
+    def handle(self, *args, host: str, port: int, worker: str, **options) -> None:
         from daphne.cli import CommandLineInterface
 
         from projects.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USER
 
+        if worker == "yes" or (worker == "auto" and not settings.REDIS_URL):
+            self._embed_worker()
         self.stdout.write(self.style.SUCCESS(f"Scene Studio: http://{host}:{port}/accounts/login/"))
-        self.stdout.write(f"Demo login: {DEMO_USER} / {DEMO_PASSWORD}")
+        if settings.DEBUG:
+            self.stdout.write(f"Demo login: {DEMO_USER} / {DEMO_PASSWORD}")
+        self.stdout.flush()
         CommandLineInterface().run(["-b", host, "-p", str(port), "scenestudio.asgi:application"])
+
+    def _embed_worker(self) -> None:
+        from channels.layers import get_channel_layer
+        from channels.routing import get_default_application
+        from daphne.server import twisted_loop  # importing it installs the asyncio reactor Daphne runs on
+
+        from generation.realtime import WORKER_CHANNEL
+        from generation.worker import StudioWorker
+
+        worker = StudioWorker(
+            application=get_default_application(),
+            channels=[WORKER_CHANNEL],
+            channel_layer=get_channel_layer(),
+        )
+        twisted_loop.create_task(worker.arun())
+        self.stdout.write("Generation worker: running inside this process")

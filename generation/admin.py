@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from generation.models import BatchRun, GenerationAttempt, SceneVersion
+from projects.admin import MemberScopedAdmin
+
+
+class ReadOnlyAdmin(MemberScopedAdmin):
+    """Runs and attempts are a record of what happened: nobody edits history from the admin."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class AttemptInline(admin.TabularInline):
+    model = GenerationAttempt
+    fields = [
+        "scene",
+        "character",
+        "number",
+        "status",
+        "error_kind",
+        "http_status",
+        "provider",
+        "model",
+        "latency_ms",
+        "started",
+    ]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(BatchRun)
+class BatchRunAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "project",
+        "kind",
+        "status",
+        "provider",
+        "total",
+        "succeeded",
+        "failed",
+        "skipped",
+        "requests",
+        "quota_errors",
+        "duration",
+        "requested_by",
+        "created",
+    ]
+    list_filter = ["status", "kind", "provider", "project"]
+    list_select_related = ["project", "requested_by"]
+    search_fields = ["project__title", "reason"]
+    inlines = [AttemptInline]
+
+    @admin.display(description="Duration")
+    def duration(self, run: BatchRun) -> str:
+        seconds = run.duration_seconds()
+        return "—" if seconds is None else f"{seconds:.1f} s"
+
+
+@admin.register(GenerationAttempt)
+class GenerationAttemptAdmin(ReadOnlyAdmin):
+    membership_path = "run__project__memberships__user"
+    list_display = [
+        "id",
+        "run",
+        "scene",
+        "character",
+        "number",
+        "status",
+        "error_kind",
+        "http_status",
+        "provider",
+        "model",
+        "latency_ms",
+        "started",
+    ]
+    list_filter = ["status", "error_kind", "provider", "http_status"]
+    list_select_related = ["run", "scene", "character"]
+    search_fields = ["error_message"]
+
+
+@admin.register(SceneVersion)
+class SceneVersionAdmin(ReadOnlyAdmin):
+    membership_path = "scene__project__memberships__user"
+    list_display = ["scene", "number", "provider", "model", "seed", "attempts", "created"]
+    list_filter = ["provider"]
+    list_select_related = ["scene"]

@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from projects.models import Character, Project, Scene
+
+
+class BatchRun(models.Model):
+    class Kind(models.TextChoices):
+        SCENES = "scenes", "Scenes"
+        CHARACTERS = "characters", "Character references"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        WAITING_QUOTA = "waiting_quota", "Waiting for quota"
+        STOPPING = "stopping", "Stopping"
+        STOPPED = "stopped", "Stopped"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING, Status.WAITING_QUOTA, Status.STOPPING)
+
+    project = models.ForeignKey(Project, models.CASCADE, related_name="runs")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.SCENES)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+")
+    status = models.CharField(max_length=14, choices=Status.choices, default=Status.QUEUED)
+    provider = models.CharField(max_length=40)
+    model = models.CharField(max_length=100, blank=True)
+    regenerate = models.BooleanField(default=False)
+    scenes = models.ManyToManyField(Scene, blank=True, related_name="runs")
+    characters = models.ManyToManyField(Character, blank=True, related_name="runs")
+    config = models.JSONField(default=dict, help_text="Engine settings used by this run")
+    total = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    requests = models.PositiveIntegerField(default=0)
+    retries = models.PositiveIntegerField(default=0)
+    quota_errors = models.PositiveIntegerField(default=0)
+    quota_wait_seconds = models.FloatField(default=0)
+    reason = models.TextField(blank=True)
+    summary = models.CharField(max_length=200, blank=True)
+    stop_requested = models.BooleanField(default=False)
+    # Which worker holds the run and when it last said so: a stale heartbeat lets another worker take over.
+    owner = models.CharField(max_length=100, blank=True)
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            # The database, not a check-then-act in Python, guarantees one active run per project.
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(status__in=["queued", "running", "waiting_quota", "stopping"]),
+                name="one_active_run_per_project",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["status", "heartbeat"],
+                name="active_run_poll",
+                condition=Q(status__in=["queued", "running", "waiting_quota", "stopping"]),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.get_kind_display()}) of {self.project}"
+
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    def noun(self, count: int) -> str:
+        word = "scene" if self.kind == self.Kind.SCENES else "character reference"
+        return word if count == 1 else word + "s"
+
+    def summary_message(self) -> str:
+        """The one-line outcome shown in the snackbar, in the product owner's three shapes."""
+        attempted = self.total - self.skipped
+        if self.total and self.skipped == self.total:
+            return f"Nothing to generate: all {self.total} {self.noun(self.total)} were skipped"
+        if self.total and self.succeeded == self.total:
+            return f"Successfully generated all {self.total} {self.noun(self.total)}!"
+        if attempted and self.succeeded == 0 and self.failed == attempted:
+            return f"Error: all {attempted} {self.noun(attempted)} failed to generate. Please try again."
+        extras = [f"{self.failed} failed"] if self.failed else []
+        if self.skipped:
+            extras.append(f"{self.skipped} skipped")
+        not_done = self.total - self.succeeded - self.failed - self.skipped
+        if not_done:
+            extras.append(f"{not_done} not attempted")
+        tail = f" ({', '.join(extras)})" if extras else ""
+        return f"Generated {self.succeeded} of {self.total} {self.noun(self.total)}{tail}"
+
+    def duration_seconds(self) -> float | None:
+        if not self.started:
+            return None
+        return ((self.finished or timezone.now()) - self.started).total_seconds()
+
+
+class GenerationAttempt(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        INTERRUPTED = "interrupted", "Interrupted"
+
+    run = models.ForeignKey(BatchRun, models.CASCADE, related_name="attempts")
+    scene = models.ForeignKey(Scene, models.SET_NULL, null=True, blank=True, related_name="attempts")
+    character = models.ForeignKey(Character, models.SET_NULL, null=True, blank=True, related_name="attempts")
+    number = models.PositiveIntegerField(help_text="1 for the first request of this item in the run")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    error_kind = models.CharField(max_length=20, blank=True)
+    error_message = models.TextField(blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    provider = models.CharField(max_length=40)
+    model = models.CharField(max_length=100, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    retry_of = models.ForeignKey("self", models.SET_NULL, null=True, blank=True, related_name="retries")
+    started = models.DateTimeField()
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["started", "pk"]
+        indexes = [models.Index(fields=["run", "status"])]
+
+    def __str__(self) -> str:
+        target = f"scene {self.scene_id}" if self.scene_id else f"character {self.character_id}"
+        return f"Attempt {self.number} of {target} ({self.status})"
+
+
+class SceneVersion(models.Model):
+    """One generated image of a scene. The scene's current image is one of these; none is ever deleted."""
+
+    scene = models.ForeignKey(Scene, models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    image = models.ImageField(upload_to="projects/versions/", max_length=255)
+    attempt = models.ForeignKey(
+        GenerationAttempt, models.SET_NULL, null=True, blank=True, related_name="versions"
+    )
+    provider = models.CharField(max_length=40, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    prompt = models.TextField(blank=True, help_text="The prompt as it was sent")
+    attempts = models.PositiveIntegerField(default=1, help_text="Requests the run sent to get this image")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["scene", "-number"]
+        constraints = [models.UniqueConstraint(fields=["scene", "number"], name="unique_scene_version")]
+
+    def __str__(self) -> str:
+        return f"{self.scene} v{self.number}"
+
+    def is_current(self) -> bool:
+        return self.image.name == self.scene.image.name

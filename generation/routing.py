@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from generation.consumers import ProjectConsumer
+from generation.realtime import WORKER_CHANNEL
+from generation.worker import GenerationConsumer
+
+websocket_urlpatterns = [path("ws/projects/<int:project_id>/", ProjectConsumer.as_asgi())]
+worker_channels = {WORKER_CHANNEL: GenerationConsumer.as_asgi()}

@@ -1,0 +1,434 @@
+"""Runs one BatchRun: adapts the Django-free scheduler to the database and to live events.
+
+The database is the truth: every request is an attempt row, an image file is written before the row that
+points to it commits, and events only mirror what was written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from generation.engine.clock import Clock, LoopClock
+from generation.engine.config import EngineConfig
+from generation.engine.hooks import Hooks
+from generation.engine.jobs import Job, Progress, RunResult, StopReason
+from generation.engine.limiter import Limiter
+from generation.engine.scheduler import Interrupted, Scheduler
+from generation.models import BatchRun, GenerationAttempt
+from generation.providers.base import ImageRequest, ImageResult, ProviderError, QuotaError, Reference
+from generation.realtime import send_event
+from generation.selectors import run_payload
+from generation.services import claimable_scenes, scene_version_add
+from projects.models import Character, Scene, character_reference_path, scene_image_path
+
+logger = logging.getLogger("generation.runner")
+
+PORTRAIT_PROMPT = (
+    "Character reference portrait of {name}. {description} Full face and figure, plain light background, "
+    "storyboard character sheet."
+)
+STOP_POLL_SECONDS = 0.5
+PROGRESS_WRITE_SECONDS = 1.0
+
+
+def _mime(path: str) -> str:
+    return {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif"}.get(
+        Path(path).suffix.lower(), "image/png"
+    )
+
+
+class RunRecorder(Hooks):
+    """Scheduler hooks that write rows and publish events for one run."""
+
+    def __init__(
+        self,
+        run: BatchRun,
+        *,
+        config: EngineConfig,
+        clock: Clock,
+        listener: Callable[[dict], None] | None = None,
+    ) -> None:
+        self.run = run
+        self.listener = listener
+        self.config = config
+        self.clock = clock
+        self.seq = 0
+        self.attempt_ids: dict[int, int] = {}
+        self.labels: dict[int, str] = {}
+        self.positions: dict[int, int] = {}
+        self._last_progress_write = -1e9
+
+    async def publish(self, event_type: str, **payload: Any) -> None:
+        self.seq += 1
+        event = {"type": event_type, "run": self.run.pk, "seq": self.seq, **payload}
+        if self.listener is not None:
+            self.listener(event)
+        await send_event(self.run.project_id, event)
+
+    def _is_scenes(self) -> bool:
+        return self.run.kind == BatchRun.Kind.SCENES
+
+    def _target(self, key: int) -> dict[str, int]:
+        return {"scene_id": key} if self._is_scenes() else {"character_id": key}
+
+    def _item(self, key: int) -> dict[str, Any]:
+        return {"id": key, "position": self.positions.get(key), "label": self.labels.get(key, str(key))}
+
+    async def attempt_started(self, job: Job, attempt_no: int) -> None:
+        await database_sync_to_async(self._attempt_started_sync)(job, attempt_no)
+        if attempt_no == 1:
+            await self.publish(
+                "scene.started" if self._is_scenes() else "character.started", item=self._item(job.key)
+            )
+
+    def _attempt_started_sync(self, job: Job, attempt_no: int) -> None:
+        previous = self.attempt_ids.get(job.key) or self._last_failed_attempt(job.key)
+        attempt = GenerationAttempt.objects.create(
+            run=self.run,
+            number=attempt_no,
+            provider=self.run.provider,
+            model=self.run.model or "",
+            seed=job.request.seed,
+            retry_of_id=previous,
+            started=timezone.now(),
+            **self._target(job.key),
+        )
+        self.attempt_ids[job.key] = attempt.pk
+        if attempt_no == 1 and self._is_scenes():
+            Scene.objects.filter(pk=job.key).update(status=Scene.Status.GENERATING, updated=timezone.now())
+
+    def _last_failed_attempt(self, key: int) -> int | None:
+        earlier = GenerationAttempt.objects.filter(
+            **self._target(key), status=GenerationAttempt.Status.FAILED
+        )
+        return earlier.order_by("-started", "-pk").values_list("pk", flat=True).first()
+
+    async def attempt_finished(self, job, attempt_no, error, result, latency) -> None:
+        await database_sync_to_async(self._attempt_finished_sync)(job, error, result, latency)
+
+    def _attempt_finished_sync(self, job: Job, error, result: ImageResult | None, latency: float) -> None:
+        fields: dict[str, Any] = {"finished": timezone.now(), "latency_ms": max(0, round(latency * 1000))}
+        if result is not None:
+            fields.update(status=GenerationAttempt.Status.SUCCEEDED, model=result.model or self.run.model)
+        elif isinstance(error, Interrupted):
+            fields.update(
+                status=GenerationAttempt.Status.INTERRUPTED,
+                error_kind="interrupted",
+                error_message=str(error),
+            )
+        else:
+            fields.update(status=GenerationAttempt.Status.FAILED, **_error_fields(error))
+        GenerationAttempt.objects.filter(pk=self.attempt_ids[job.key]).update(**fields)
+
+    async def job_succeeded(self, job: Job, result: ImageResult, attempts: int) -> None:
+        # Stored first: a crash before the row commits leaves an orphan file, never a broken scene.
+        name = await asyncio.to_thread(self._store_image, job.key, result)
+        await database_sync_to_async(self._succeeded_sync)(job, name, result, attempts)
+        url = self._image_url(job.key)
+        await self.publish(
+            "scene.succeeded" if self._is_scenes() else "character.succeeded",
+            item=self._item(job.key),
+            attempts=attempts,
+            thumbnail=url,
+        )
+
+    def _store_image(self, key: int, result: ImageResult) -> str:
+        suffix = ".jpg" if result.mime == "image/jpeg" else ".png"
+        holder = (
+            Scene(project_id=self.run.project_id)
+            if self._is_scenes()
+            else Character(project_id=self.run.project_id)
+        )
+        path_for = scene_image_path if self._is_scenes() else character_reference_path
+        return default_storage.save(path_for(holder, f"{key}{suffix}"), ContentFile(result.image))
+
+    def _succeeded_sync(self, job: Job, name: str, result: ImageResult, attempts: int) -> None:
+        key, now = job.key, timezone.now()
+        with transaction.atomic():
+            if self._is_scenes():
+                scene_version_add(
+                    scene_id=key,
+                    image=name,
+                    attempt_id=self.attempt_ids.get(key),
+                    provider=self.run.provider,
+                    model=result.model or self.run.model,
+                    seed=result.seed if result.seed is not None else job.request.seed,
+                    prompt=job.request.prompt,
+                    attempts=attempts,
+                )
+                Scene.objects.filter(pk=key).update(
+                    image=name, status=Scene.Status.READY, last_error="", claimed_by=None, updated=now
+                )
+            else:
+                old = Character.objects.filter(pk=key).values_list("reference", flat=True).first()
+                Character.objects.filter(pk=key).update(reference=name, claimed_by=None, updated=now)
+                if old:
+                    transaction.on_commit(lambda: default_storage.delete(old))
+
+    def _image_url(self, key: int) -> str:
+        name = "scene_image" if self._is_scenes() else "character_reference"
+        return reverse(name, args=[self.run.project_id, key]) + f"?thumb=1&v={self.seq}"
+
+    async def job_failed(self, job: Job, error: ProviderError, attempts: int) -> None:
+        reason = error.message if isinstance(error, ProviderError) else str(error)
+        if self._is_scenes():
+            await database_sync_to_async(Scene.objects.filter(pk=job.key).update)(
+                status=Scene.Status.FAILED, last_error=reason[:2000], claimed_by=None, updated=timezone.now()
+            )
+        await self.publish(
+            "scene.failed" if self._is_scenes() else "character.failed",
+            item=self._item(job.key),
+            reason=reason,
+            kind=error.kind,
+            attempts=attempts,
+        )
+
+    async def quota_wait(self, seconds: float, until: float, wait_no: int, error: QuotaError) -> None:
+        await database_sync_to_async(self._set_status)(BatchRun.Status.WAITING_QUOTA)
+        resume_at = timezone.now() + timedelta(seconds=seconds)
+        await self.publish(
+            "run.quota_wait",
+            seconds=round(seconds, 1),
+            until=resume_at.isoformat(),
+            attempt=wait_no,
+            max_attempts=self.max_quota_waits(),
+            reason=error.message,
+        )
+
+    def max_quota_waits(self) -> int:
+        # No fixed count caps quota waits, the total wait budget does: this is how many default waits fit.
+        return max(1, round(self.config.quota_wait_max_total / self.config.quota_wait_default))
+
+    def _set_status(self, status: str) -> None:
+        BatchRun.objects.filter(pk=self.run.pk, status__in=BatchRun.ACTIVE).exclude(
+            status=BatchRun.Status.STOPPING
+        ).update(status=status)
+
+    async def run_stopping(self, reason: StopReason, message: str) -> None:
+        await database_sync_to_async(
+            BatchRun.objects.filter(pk=self.run.pk, status__in=BatchRun.ACTIVE).update
+        )(status=BatchRun.Status.STOPPING)
+        await self.publish("run.stopping", reason=reason.value, message=message)
+
+    async def progress(self, snapshot: Progress) -> None:
+        now = self.clock.now()
+        if now - self._last_progress_write >= PROGRESS_WRITE_SECONDS or snapshot.remaining == 0:
+            self._last_progress_write = now
+            await database_sync_to_async(self._write_progress)(snapshot)
+        await self.publish("run.progress", **progress_payload(snapshot, skipped=self.run.skipped))
+
+    def _write_progress(self, snapshot: Progress) -> None:
+        status = BatchRun.Status.WAITING_QUOTA if snapshot.paused_until else BatchRun.Status.RUNNING
+        self._set_status(status)
+        BatchRun.objects.filter(pk=self.run.pk).update(
+            succeeded=snapshot.succeeded,
+            failed=snapshot.failed,
+            requests=snapshot.requests,
+            retries=snapshot.retries,
+            quota_errors=snapshot.quota_errors,
+            heartbeat=timezone.now(),
+        )
+
+
+def progress_payload(snapshot: Progress, *, skipped: int) -> dict[str, Any]:
+    return {
+        "total": snapshot.total + skipped,
+        "succeeded": snapshot.succeeded,
+        "failed": snapshot.failed,
+        "skipped": skipped,
+        "in_flight": snapshot.in_flight,
+        "concurrency": snapshot.concurrency,
+        "requests": snapshot.requests,
+        "retries": snapshot.retries,
+        "quota_errors": snapshot.quota_errors,
+        "eta_seconds": None if snapshot.eta_seconds is None else round(snapshot.eta_seconds, 1),
+    }
+
+
+def _error_fields(error: BaseException | None) -> dict[str, Any]:
+    if isinstance(error, ProviderError):
+        return {
+            "error_kind": error.kind,
+            "error_message": error.message[:2000],
+            "http_status": error.http_status,
+        }
+    return {"error_kind": "error", "error_message": str(error)[:2000]}
+
+
+class RunExecution:
+    """Executes one run in this process: prepare jobs, run the scheduler, watch for stop, finish."""
+
+    def __init__(
+        self,
+        run: BatchRun,
+        *,
+        provider,
+        worker: str,
+        clock: Clock | None = None,
+        limiter: Limiter | None = None,
+        listener: Callable[[dict], None] | None = None,
+    ) -> None:
+        self.run = run
+        self.provider = provider
+        self.worker = worker
+        self.clock = clock or LoopClock()
+        self.config = EngineConfig.from_mapping(run.config)
+        self.recorder = RunRecorder(run, config=self.config, clock=self.clock, listener=listener)
+        self.scheduler = Scheduler(
+            provider, config=self.config, clock=self.clock, hooks=self.recorder, limiter=limiter
+        )
+        self.stop_seen = asyncio.Event()
+
+    async def execute(self) -> BatchRun:
+        jobs, skips = await database_sync_to_async(self._prepare)()
+        await self.recorder.publish("run.started", **run_payload(self.run))
+        for key, reason in skips:
+            logger.info("Skipping %s: %s", self.recorder.labels[key], reason)
+            await self.recorder.publish("scene.skipped", item=self.recorder._item(key), reason=reason)
+        watcher = asyncio.create_task(self._watch())
+        try:
+            result = await self.scheduler.run(jobs)
+        finally:
+            watcher.cancel()
+        await database_sync_to_async(self._finish)(result)
+        await self.recorder.publish("run.finished", **run_payload(self.run))
+        return self.run
+
+    def stop(self) -> None:
+        self.stop_seen.set()
+        self.scheduler.stop()
+
+    async def _watch(self) -> None:
+        """Heartbeat for the lease, and the stop flag a page or another process may have set."""
+        while True:
+            await asyncio.sleep(STOP_POLL_SECONDS)
+            stop = await database_sync_to_async(self._beat)()
+            if stop:
+                self.stop()
+
+    def _beat(self) -> bool:
+        BatchRun.objects.filter(pk=self.run.pk, owner=self.worker).update(heartbeat=timezone.now())
+        return BatchRun.objects.filter(pk=self.run.pk, stop_requested=True).exists()
+
+    def _prepare(self) -> tuple[list[Job], list[tuple[int, str]]]:
+        if self.run.kind == BatchRun.Kind.SCENES:
+            jobs, skips = self._scene_jobs()
+        else:
+            jobs, skips = self._character_jobs(), []
+        self.run.skipped = len(skips)
+        self.run.status = BatchRun.Status.RUNNING
+        self.run.started = self.run.started or timezone.now()
+        self.run.save(update_fields=["skipped", "status", "started"])
+        return jobs, skips
+
+    def _scene_jobs(self) -> tuple[list[Job], list[tuple[int, str]]]:
+        scenes = list(self.run.scenes.order_by("position").prefetch_related("characters"))
+        skips, wanted = [], []
+        for scene in scenes:
+            self.recorder.labels[scene.pk] = f"Scene {scene.position}"
+            self.recorder.positions[scene.pk] = scene.position
+            reason = scene.skip_reason(regenerate=self.run.regenerate)
+            (skips.append((scene.pk, reason)) if reason else wanted.append(scene))
+        empty = [pk for pk, reason in skips if reason == "empty prompt"]
+        Scene.objects.filter(pk__in=empty).update(status=Scene.Status.SKIPPED, updated=timezone.now())
+        claimable_scenes(run=self.run, scene_ids=[s.pk for s in wanted])
+        claimed = set(
+            Scene.objects.filter(pk__in=[s.pk for s in wanted], claimed_by=self.run.pk).values_list(
+                "pk", flat=True
+            )
+        )
+        skips += [(s.pk, "being generated by another run") for s in wanted if s.pk not in claimed]
+        references = _reference_cache()
+        jobs = [self._scene_job(s, references) for s in wanted if s.pk in claimed]
+        return jobs, skips
+
+    def _scene_job(self, scene: Scene, references: dict) -> Job:
+        characters = sorted((c for c in scene.characters.all() if c.reference), key=lambda c: (c.name, c.pk))
+        refs = tuple(references(c) for c in characters[: self.provider.max_references])
+        request = ImageRequest(
+            prompt=scene.prompt.strip(),
+            references=refs,
+            seed=random.randrange(2**31),
+            model=self.run.model,
+            label=f"Scene {scene.position}",
+        )
+        return Job(key=scene.pk, request=request, label=f"Scene {scene.position}")
+
+    def _character_jobs(self) -> list[Job]:
+        jobs = []
+        for character in self.run.characters.order_by("name"):
+            self.recorder.labels[character.pk] = character.name
+            prompt = PORTRAIT_PROMPT.format(name=character.name, description=character.description or "")
+            request = ImageRequest(
+                prompt=prompt,
+                seed=random.randrange(2**31),
+                model=self.run.model,
+                label=character.name,
+                aspect_ratio="1:1",
+                size="1024x1024",
+            )
+            jobs.append(Job(key=character.pk, request=request, label=character.name))
+        return jobs
+
+    def _finish(self, result: RunResult) -> None:
+        run = self.run
+        run.status = {
+            StopReason.COMPLETED: BatchRun.Status.COMPLETED,
+            StopReason.STOPPED: BatchRun.Status.STOPPED,
+        }.get(result.stop_reason, BatchRun.Status.FAILED)
+        run.succeeded, run.failed = len(result.succeeded), len(result.failed)
+        run.requests, run.retries, run.quota_errors = result.requests, result.retries, result.quota_errors
+        run.quota_wait_seconds = result.quota_wait_seconds
+        run.reason = "" if result.stop_reason == StopReason.COMPLETED else result.stop_message
+        run.finished = timezone.now()
+        run.summary = run.summary_message()
+        with transaction.atomic():
+            run.save()
+            unfinished = [*result.interrupted, *result.not_attempted]
+            Scene.objects.filter(pk__in=unfinished, status=Scene.Status.GENERATING).update(
+                status=Scene.Status.PENDING
+            )
+            Scene.objects.filter(claimed_by=run.pk).update(claimed_by=None)
+        logger.info("Run %s %s: %s", run.pk, run.status, run.summary)
+
+
+def _reference_cache():
+    cache: dict[int, Reference] = {}
+
+    def get(character: Character) -> Reference:
+        if character.pk not in cache:
+            data = Path(character.reference.path).read_bytes()
+            cache[character.pk] = Reference(
+                name=character.name, image=data, mime=_mime(character.reference.name)
+            )
+        return cache[character.pk]
+
+    return get
+
+
+async def execute_run(
+    run_id: int, *, worker: str, provider=None, clock: Clock | None = None, limiter: Limiter | None = None
+) -> BatchRun | None:
+    """Claim and execute a run; None when another worker holds it."""
+    from generation.providers.factory import provider_for
+    from generation.services import run_claim
+
+    run = await database_sync_to_async(run_claim)(run_id=run_id, worker=worker)
+    if run is None:
+        return None
+    provider = provider or provider_for(run.provider, run.model)
+    execution = RunExecution(run, provider=provider, worker=worker, clock=clock, limiter=limiter)
+    return await execution.execute()

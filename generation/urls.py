@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from generation import views
+
+urlpatterns = [
+    path("projects/<int:project_id>/status.json", views.project_status, name="project_status"),
+    path(
+        "projects/<int:project_id>/runs/<str:action>/",
+        views.run_action,
+        name="run_action",
+    ),
+    path(
+        "projects/<int:project_id>/scenes/<int:scene_id>/versions/<int:version_id>/image/",
+        views.version_image,
+        name="version_image",
+    ),
+    path(
+        "projects/<int:project_id>/scenes/<int:scene_id>/versions/<int:version_id>/current/",
+        views.version_make_current,
+        name="version_make_current",
+    ),
+]

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pytest
+from django.core.files.base import ContentFile
+
+from generation import services
+from generation.providers.simulated import SimulatedProvider
+from projects import services as project_services
+from tests.conftest import png_bytes
+
+# Small waits so the error matrix runs in well under a second on the real clock.
+FAST = {"backoff_base": 0.01, "quota_wait_default": 0.05, "grace_timeout": 2.0, "jitter": 0.0}
+
+
+@pytest.fixture
+def story(team):
+    """Six scenes: two with Gopal (who has a reference), one already generated, one with an empty prompt."""
+    project = team.project
+    gopal = project_services.character_save(project=project, name="Gopal", description="a jester")
+    gopal.reference.save("gopal.png", ContentFile(png_bytes(color="orange")), save=True)
+    prompts = ["Gopal at dawn", "A river", "", "Gopal laughs", "The palace", "A goat"]
+    scenes = [project_services.scene_create(project=project, prompt=p) for p in prompts]
+    scenes[4].image.save("done.png", ContentFile(png_bytes()), save=False)
+    scenes[4].status = "ready"
+    scenes[4].save()
+    return project, scenes, gopal
+
+
+@pytest.fixture
+def start(team):
+    def start_run(project=None, **kwargs):
+        overrides = {**FAST, **kwargs.pop("overrides", {})}
+        run, created = services.run_start(
+            project=project or team.project, user=team.editor, overrides=overrides, **kwargs
+        )
+        assert created
+        return run
+
+    return start_run
+
+
+def simulated(**settings) -> SimulatedProvider:
+    return SimulatedProvider(**{"latency": 0.01, **settings})

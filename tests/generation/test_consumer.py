@@ -1,0 +1,140 @@
+"""The project socket: who may connect, what they see first, what they may do, and the event stream."""
+
+from __future__ import annotations
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+
+from generation.models import BatchRun
+from generation.realtime import send_event
+from generation.routing import websocket_urlpatterns
+from generation.runner import execute_run
+from tests.generation.conftest import simulated
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+app = URLRouter(websocket_urlpatterns)
+
+
+async def connect(user, project_id):
+    communicator = WebsocketCommunicator(app, f"/ws/projects/{project_id}/")
+    communicator.scope["user"] = user
+    connected, _ = await communicator.connect()
+    return communicator, connected
+
+
+async def test_members_get_a_snapshot_of_scene_states_first(story, team):
+    project, scenes, _ = story
+    communicator, connected = await connect(team.viewer, project.pk)
+    try:
+        assert connected
+        snapshot = await communicator.receive_json_from()
+        assert snapshot["type"] == "snapshot" and snapshot["run"] is None
+        assert [s["status"] for s in snapshot["scenes"]] == ["pending"] * 4 + ["ready", "pending"]
+        assert snapshot["scenes"][4]["thumbnail"].startswith(f"/projects/{project.pk}/scenes/")
+    finally:
+        await communicator.disconnect()
+
+
+@pytest.mark.parametrize("who", ["outsider", "anonymous"])
+async def test_non_members_are_refused(story, team, who):
+    from django.contrib.auth.models import AnonymousUser
+
+    project, *_ = story
+    user = AnonymousUser() if who == "anonymous" else team.outsider
+    communicator, connected = await connect(user, project.pk)
+    assert not connected
+    await communicator.disconnect()
+
+
+async def test_a_viewer_cannot_start_a_run_over_the_socket(story, team):
+    project, *_ = story
+    communicator, _ = await connect(team.viewer, project.pk)
+    try:
+        await communicator.receive_json_from()
+        await communicator.send_json_to({"action": "start"})
+        reply = await communicator.receive_json_from()
+        assert reply == {"type": "error", "message": "Only editors and owners can do that."}
+        assert not await database_sync_to_async(BatchRun.objects.exists)()
+    finally:
+        await communicator.disconnect()
+
+
+async def test_an_editor_starts_and_stops_a_run_over_the_socket(story, team):
+    project, *_ = story
+    communicator, _ = await connect(team.editor, project.pk)
+    try:
+        await communicator.receive_json_from()
+        await communicator.send_json_to({"action": "start"})
+        reply = await communicator.receive_json_from()
+        assert reply["type"] == "ack" and reply["created"] is True
+        await communicator.send_json_to({"action": "stop"})
+        assert (await communicator.receive_json_from())["action"] == "stop"
+        run = await database_sync_to_async(BatchRun.objects.get)()
+        assert run.status == "stopped" and run.requested_by_id == team.editor.pk
+    finally:
+        await communicator.disconnect()
+
+
+async def test_a_refused_start_names_the_missing_references(story, team):
+    from projects import services as project_services
+
+    project, scenes, _ = story
+    ram = await database_sync_to_async(project_services.character_save)(project=project, name="Ram")
+    await database_sync_to_async(scenes[0].characters.add)(ram)
+    communicator, _ = await connect(team.owner, project.pk)
+    try:
+        await communicator.receive_json_from()
+        await communicator.send_json_to({"action": "start"})
+        reply = await communicator.receive_json_from()
+        assert reply["type"] == "refused" and reply["missing"] == ["Ram"]
+    finally:
+        await communicator.disconnect()
+
+
+async def test_watchers_see_every_scene_event_in_order_with_sequence_numbers(story, team, start):
+    project, *_ = story
+    watchers = [await connect(user, project.pk) for user in (team.viewer, team.owner)]
+    try:
+        for communicator, _ in watchers:
+            await communicator.receive_json_from()
+        run = await database_sync_to_async(start)(overrides={"start_concurrency": 2})
+        await execute_run(run.pk, worker="w", provider=simulated())
+        for communicator, _ in watchers:
+            events = await drain(communicator)
+            assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+            assert events[0]["type"] == "run.started" and events[-1]["type"] == "run.finished"
+            assert events[-1]["summary"] == "Generated 4 of 6 scenes (2 skipped)"
+            per_scene = {}
+            for event in events:
+                if event["type"].startswith("scene."):
+                    per_scene.setdefault(event["item"]["id"], []).append(event["type"])
+            generated = [v for v in per_scene.values() if v != ["scene.skipped"]]
+            assert generated and all(v == ["scene.started", "scene.succeeded"] for v in generated)
+            assert sum(v == ["scene.skipped"] for v in per_scene.values()) == 2
+    finally:
+        for communicator, _ in watchers:
+            await communicator.disconnect()
+
+
+async def test_a_client_can_ask_for_a_fresh_snapshot_after_a_gap(story, team):
+    project, *_ = story
+    communicator, _ = await connect(team.viewer, project.pk)
+    try:
+        await communicator.receive_json_from()
+        await send_event(project.pk, {"type": "run.progress", "run": 1, "seq": 7})
+        assert (await communicator.receive_json_from())["seq"] == 7
+        await communicator.send_json_to({"action": "snapshot"})
+        assert (await communicator.receive_json_from())["type"] == "snapshot"
+    finally:
+        await communicator.disconnect()
+
+
+async def drain(communicator, timeout: float = 0.3) -> list[dict]:
+    # receive_nothing() waits without cancelling the consumer (a timed-out receive would cancel it).
+    events = []
+    while not await communicator.receive_nothing(timeout=timeout):
+        events.append(await communicator.receive_json_from())
+    return events

@@ -1,0 +1,283 @@
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+
+import pytest
+from channels.db import database_sync_to_async
+
+from generation import services
+from generation.models import BatchRun, GenerationAttempt
+from generation.runner import RunExecution, execute_run
+from projects import services as project_services
+from projects.models import Scene
+from tests.generation.conftest import simulated
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def execute(run, provider=None, worker="w1"):
+    return await execute_run(run.pk, worker=worker, provider=provider or simulated())
+
+
+def statuses(project) -> list[str]:
+    return list(project.scenes.order_by("position").values_list("status", flat=True))
+
+
+async def test_a_run_generates_every_scene_that_needs_it_and_explains_skips(story, start):
+    project, scenes, gopal = story
+    run = await database_sync_to_async(start)()
+    provider = simulated()
+    run = await execute(run, provider)
+    assert (run.status, run.total, run.succeeded, run.failed, run.skipped) == ("completed", 6, 4, 0, 2)
+    assert run.summary == "Generated 4 of 6 scenes (2 skipped)"
+    assert await database_sync_to_async(statuses)(project) == [
+        "ready",
+        "ready",
+        "skipped",
+        "ready",
+        "ready",
+        "ready",
+    ]
+    assert provider.requests == 4
+    assert not await database_sync_to_async(Scene.objects.filter(claimed_by__isnull=False).exists)()
+
+
+async def test_each_scene_request_carries_its_characters_references(story, start):
+    project, scenes, gopal = story
+    seen = {}
+
+    class Spy(type(simulated())):
+        async def generate(self, request):
+            seen[request.label] = [r.name for r in request.references]
+            return await super().generate(request)
+
+    run = await database_sync_to_async(start)()
+    await execute(run, Spy(latency=0.01))
+    assert seen == {"Scene 1": ["Gopal"], "Scene 2": [], "Scene 4": ["Gopal"], "Scene 6": []}
+
+
+def test_preflight_refuses_and_names_characters_without_references(story, team):
+    project, scenes, gopal = story
+    ram = project_services.character_save(project=project, name="Ram")
+    scenes[1].characters.add(ram)
+    with pytest.raises(services.RunRefused) as refused:
+        services.run_start(project=project, user=team.editor)
+    assert "Ram" in refused.value.message and refused.value.missing == [ram]
+    assert not BatchRun.objects.exists()
+
+
+def test_preflight_ignores_characters_only_in_scenes_that_will_be_skipped(story, team):
+    project, scenes, gopal = story
+    ram = project_services.character_save(project=project, name="Ram")
+    scenes[4].characters.add(ram)  # already generated
+    run, created = services.run_start(project=project, user=team.editor)
+    assert created and run.total == 6
+
+
+def test_a_second_start_gets_the_active_run_back(story, team):
+    project, *_ = story
+    first, created = services.run_start(project=project, user=team.editor)
+    second, created_again = services.run_start(project=project, user=team.owner)
+    assert created and not created_again and second.pk == first.pk
+
+
+def test_the_database_allows_only_one_active_run_per_project(story, team):
+    from django.db import IntegrityError, transaction
+
+    project, *_ = story
+    BatchRun.objects.create(project=project, provider="sketch")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        BatchRun.objects.create(project=project, provider="sketch", status="running")
+    BatchRun.objects.create(project=project, provider="sketch", status="completed")
+
+
+def test_concurrent_starts_create_exactly_one_run(story, team):
+    project, *_ = story
+    results, barrier = [], threading.Barrier(4)
+
+    def go():
+        from django.db import connection
+
+        barrier.wait()
+        try:
+            results.append(services.run_start(project=project, user=team.editor))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert BatchRun.objects.count() == 1
+    assert sum(created for _, created in results) == 1
+    assert {run.pk for run, _ in results} == {BatchRun.objects.get().pk}
+
+
+def test_a_scene_held_by_a_live_run_cannot_be_claimed_by_another(story, team, make_user):
+    project, scenes, _ = story
+    other_project = project_services.project_create(title="B", user=team.owner)
+    first = BatchRun.objects.create(project=project, provider="sketch", status="running")
+    second = BatchRun.objects.create(project=other_project, provider="sketch", status="running")
+    assert services.claimable_scenes(run=first, scene_ids=[scenes[0].pk]) == 1
+    assert services.claimable_scenes(run=second, scene_ids=[scenes[0].pk]) == 0
+    first.status = "failed"
+    first.save()
+    # The holder died: its claim no longer blocks anybody.
+    assert services.claimable_scenes(run=second, scene_ids=[scenes[0].pk]) == 1
+
+
+def test_two_workers_racing_for_one_run_one_wins(story, team):
+    project, *_ = story
+    run, _ = services.run_start(project=project, user=team.editor)
+    assert services.run_claim(run_id=run.pk, worker="a") is not None
+    assert services.run_claim(run_id=run.pk, worker="b") is None
+    BatchRun.objects.filter(pk=run.pk).update(
+        heartbeat=BatchRun.objects.get(pk=run.pk).created.replace(year=2000)
+    )
+    assert services.run_claim(run_id=run.pk, worker="b").owner == "b"
+
+
+@pytest.mark.parametrize(
+    ("sim", "status", "kind", "requests"),
+    [
+        ({"transient_rate": 1.0}, "failed", "transient", 3),
+        ({"safety_word": "river"}, "failed", "safety", 1),
+    ],
+)
+async def test_failures_are_recorded_per_scene_with_reason_and_attempts(
+    story, start, sim, status, kind, requests
+):
+    project, scenes, _ = story
+    run = await database_sync_to_async(start)(scene_ids=[scenes[1].pk])
+    run = await execute(run, simulated(**sim))
+    scene = await database_sync_to_async(Scene.objects.get)(pk=scenes[1].pk)
+    attempts = await database_sync_to_async(list)(
+        GenerationAttempt.objects.filter(scene=scene).order_by("number")
+    )
+    assert scene.status == status and scene.last_error
+    assert [a.number for a in attempts] == list(range(1, requests + 1))
+    assert {a.error_kind for a in attempts} == {kind}
+    assert all(a.retry_of_id == prev.pk for prev, a in itertools.pairwise(attempts))
+    assert run.summary == "Error: all 1 scene failed to generate. Please try again."
+
+
+async def test_quota_errors_wait_and_retry_without_spending_attempts(story, start):
+    project, scenes, _ = story
+    run = await database_sync_to_async(start)(overrides={"start_concurrency": 4})
+    provider = simulated(latency=0.05, max_concurrent=1, concurrency_retry_after=0.02)
+    run = await execute(run, provider)
+    assert run.status == "completed" and run.succeeded == 4
+    assert run.quota_errors > 0 and run.requests == 4 + run.quota_errors
+    quota_rows = await database_sync_to_async(
+        GenerationAttempt.objects.filter(run=run, error_kind="quota").count
+    )()
+    assert quota_rows == run.quota_errors
+
+
+async def test_a_daily_quota_ends_the_run_with_a_clear_reason_and_keeps_the_rest_pending(story, start):
+    project, scenes, _ = story
+    run = await database_sync_to_async(start)(overrides={"start_concurrency": 1, "max_concurrency": 1})
+    run = await execute(run, simulated(daily_quota=2))
+    assert run.status == "failed" and "daily" in run.reason.lower()
+    assert run.succeeded == 2
+    assert await database_sync_to_async(statuses)(project) == [
+        "ready",
+        "ready",
+        "skipped",
+        "pending",
+        "ready",
+        "pending",
+    ]
+
+
+async def test_an_auth_failure_fails_the_run_with_the_reason(story, start):
+    project, *_ = story
+    run = await database_sync_to_async(start)()
+    run = await execute(run, simulated(auth_failure=True))
+    assert run.status == "failed" and run.reason
+
+
+class GatedProvider(type(simulated())):
+    """Answers at once, except that the second request waits for the test to open the gate."""
+
+    def __init__(self):
+        super().__init__(latency=0.0)
+        self.second_started, self.gate, self.calls = asyncio.Event(), asyncio.Event(), 0
+
+    async def generate(self, request):
+        self.calls += 1
+        if self.calls == 2:
+            self.second_started.set()
+            await self.gate.wait()
+        return await super().generate(request)
+
+
+async def test_stop_keeps_finished_images_and_resume_generates_exactly_the_rest(story, start, team):
+    project, scenes, _ = story
+    run = await database_sync_to_async(start)(overrides={"start_concurrency": 1, "max_concurrency": 1})
+    provider = GatedProvider()
+    claimed = await database_sync_to_async(services.run_claim)(run_id=run.pk, worker="w")
+    execution = RunExecution(claimed, provider=provider, worker="w")
+    task = asyncio.create_task(execution.execute())
+    await asyncio.wait_for(provider.second_started.wait(), 5)
+    await database_sync_to_async(services.run_stop)(run=run)
+    await asyncio.wait_for(execution.stop_seen.wait(), 5)  # the worker saw the flag the page set
+    provider.gate.set()  # the request in flight finishes within the grace period and is kept
+    run = await asyncio.wait_for(task, 5)
+    assert run.status == "stopped" and provider.calls == 2
+    done = await database_sync_to_async(statuses)(project)
+    assert done == ["ready", "ready", "skipped", "pending", "ready", "pending"]
+    resumed, created = await database_sync_to_async(services.run_start)(project=project, user=team.editor)
+    assert created
+    resumed = await execute(resumed, simulated())
+    assert (resumed.skipped, resumed.succeeded) == (4, 2)  # three ready and one empty skipped
+    assert (await database_sync_to_async(statuses)(project)).count("ready") == 5
+
+
+def test_stopping_a_queued_run_ends_it_at_once(story, team):
+    project, *_ = story
+    run, _ = services.run_start(project=project, user=team.editor)
+    run = services.run_stop(run=run)
+    assert run.status == "stopped" and run.finished and run.summary
+
+
+async def test_regenerate_replaces_images_of_ready_scenes(story, start):
+    project, scenes, _ = story
+    before = scenes[4].image.name
+    run = await database_sync_to_async(start)(scene_ids=[scenes[4].pk], regenerate=True)
+    run = await execute(run)
+    scene = await database_sync_to_async(Scene.objects.get)(pk=scenes[4].pk)
+    assert run.succeeded == 1 and scene.image.name != before
+
+
+async def test_a_character_run_generates_missing_references(story, team):
+    project, scenes, gopal = story
+    ram = await database_sync_to_async(project_services.character_save)(
+        project=project, name="Ram", description="a king"
+    )
+    run, created = await database_sync_to_async(services.character_run_start)(
+        project=project, user=team.editor
+    )
+    assert created and run.kind == "characters" and run.total == 1
+    run = await execute(run)
+    await database_sync_to_async(ram.refresh_from_db)()
+    assert run.succeeded == 1 and ram.has_reference()
+    assert run.summary == "Successfully generated all 1 character reference!"
+
+
+@pytest.mark.parametrize(
+    ("counts", "message"),
+    [
+        ((20, 20, 0, 0), "Successfully generated all 20 scenes!"),
+        ((20, 17, 1, 2), "Generated 17 of 20 scenes (1 failed, 2 skipped)"),
+        ((20, 0, 18, 2), "Error: all 18 scenes failed to generate. Please try again."),
+        ((20, 18, 1, 1), "Generated 18 of 20 scenes (1 failed, 1 skipped)"),
+        ((20, 5, 0, 2), "Generated 5 of 20 scenes (2 skipped, 13 not attempted)"),
+        ((20, 0, 0, 20), "Nothing to generate: all 20 scenes were skipped"),
+    ],
+)
+def test_the_summary_message_has_the_product_owners_three_shapes(counts, message):
+    total, succeeded, failed, skipped = counts
+    run = BatchRun(total=total, succeeded=succeeded, failed=failed, skipped=skipped)
+    assert run.summary_message() == message

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from generation.models import BatchRun
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.mark.parametrize(
+    ("who", "status"), [("outsider", 404), ("viewer", 200), ("editor", 200), ("owner", 200)]
+)
+def test_the_status_endpoint_checks_membership(client, story, team, who, status):
+    project, *_ = story
+    client.force_login(team.user(who))
+    response = client.get(reverse("project_status", args=[project.pk]))
+    assert response.status_code == status
+    if status == 200:
+        assert [s["position"] for s in response.json()["scenes"]] == [1, 2, 3, 4, 5, 6]
+
+
+def test_the_status_endpoint_redirects_anonymous_users(client, story):
+    project, *_ = story
+    assert client.get(reverse("project_status", args=[project.pk])).status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("who", "status", "runs"), [("outsider", 404, 0), ("viewer", 403, 0), ("editor", 302, 1)]
+)
+def test_starting_from_the_page_needs_the_editor_role(client, story, team, who, status, runs):
+    project, *_ = story
+    client.force_login(team.user(who))
+    response = client.post(reverse("run_action", args=[project.pk, "start"]))
+    assert response.status_code == status
+    assert BatchRun.objects.count() == runs
+
+
+def test_a_refused_start_explains_itself_on_the_page(client, story, team):
+    from projects import services as project_services
+
+    project, scenes, _ = story
+    scenes[0].characters.add(project_services.character_save(project=project, name="Ram"))
+    client.force_login(team.editor)
+    response = client.post(reverse("run_action", args=[project.pk, "start"]), follow=True)
+    body = response.content.decode()
+    assert "need a reference image first: Ram" in body
+    assert "Generate missing character references" in body
+
+
+def test_retrying_one_failed_scene_starts_a_run_over_just_that_scene(client, story, team):
+    project, scenes, _ = story
+    scenes[1].status, scenes[1].last_error = "failed", "boom"
+    scenes[1].save()
+    client.force_login(team.editor)
+    client.post(reverse("run_action", args=[project.pk, "retry"]), {"scene": scenes[1].pk})
+    run = BatchRun.objects.get()
+    assert list(run.scenes.all()) == [scenes[1]] and run.total == 1
+
+
+def test_an_unknown_action_is_404(client, story, team):
+    project, *_ = story
+    client.force_login(team.owner)
+    assert client.post(reverse("run_action", args=[project.pk, "explode"])).status_code == 404
+
+
+def test_the_page_shows_controls_to_editors_and_not_to_viewers(client, story, team):
+    project, *_ = story
+    client.force_login(team.viewer)
+    assert 'id="btn-start"' not in client.get(reverse("project_detail", args=[project.pk])).content.decode()
+    client.force_login(team.editor)
+    body = client.get(reverse("project_detail", args=[project.pk])).content.decode()
+    assert 'id="btn-start"' in body and 'id="initial-snapshot"' in body

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.routing import ChannelNameRouter
+
+from generation import worker as worker_module
+from generation.models import BatchRun
+from generation.providers import factory
+from generation.realtime import WORKER_CHANNEL
+from generation.worker import GenerationConsumer, StudioWorker, Supervisor
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def supervisor(settings, monkeypatch):
+    factory._CACHE.clear()
+    settings.GENERATION_PROVIDER = "simulated"
+    settings.GENERATION_PROVIDERS = {**settings.GENERATION_PROVIDERS, "simulated": {"latency": 0.01}}
+    fresh = Supervisor()
+    monkeypatch.setattr(worker_module, "supervisor", fresh)
+    monkeypatch.setattr(worker_module, "SCAN_SECONDS", 0.1)
+    yield fresh
+    factory._CACHE.clear()
+
+
+async def wait_for_status(run_id: int, status: str, timeout: float = 10) -> BatchRun:
+    for _ in range(int(timeout / 0.05)):
+        run = await database_sync_to_async(BatchRun.objects.get)(pk=run_id)
+        if run.status == status:
+            return run
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"run {run_id} is {run.status}, not {status}")
+
+
+async def test_a_wake_up_on_the_channel_makes_the_worker_execute_the_run(story, start, supervisor):
+    layer = get_channel_layer()
+    worker = StudioWorker(
+        ChannelNameRouter({WORKER_CHANNEL: GenerationConsumer.as_asgi()}), [WORKER_CHANNEL], layer
+    )
+    task = asyncio.create_task(worker.arun())
+    try:
+        run = await database_sync_to_async(start)()  # its on_commit sends the wake-up
+        run = await wait_for_status(run.pk, "completed")
+        assert run.owner == supervisor.worker_id and run.succeeded == 4
+    finally:
+        task.cancel()
+
+
+async def test_a_run_whose_wake_up_was_lost_is_found_by_the_scan(story, start, supervisor):
+    run = await database_sync_to_async(start)()
+    await get_channel_layer().flush()  # the wake-up is lost
+    scan = asyncio.create_task(supervisor.scan_forever())
+    try:
+        assert (await wait_for_status(run.pk, "completed")).succeeded == 4
+    finally:
+        scan.cancel()
+
+
+async def test_a_crash_inside_the_worker_fails_the_run_and_releases_its_scenes(
+    story, start, supervisor, monkeypatch
+):
+    from generation import worker
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("provider factory exploded")
+
+    monkeypatch.setattr(worker, "provider_for", broken)
+    run = await database_sync_to_async(start)()
+    supervisor.wake(run.pk)
+    run = await wait_for_status(run.pk, "failed")
+    assert run.reason == "The worker hit an internal error"
+    project, *_ = story
+    assert not await database_sync_to_async(project.scenes.filter(claimed_by__isnull=False).exists)()
