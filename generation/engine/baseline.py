@@ -70,7 +70,8 @@ async def _run_batch(
 ) -> set[Hashable]:
     done: set[Hashable] = set()
     for batch_try in range(settings.batch_retries + 1):
-        outcomes = await asyncio.gather(*(_run_scene(provider, job, clock, settings, result) for job in batch))
+        scenes = (_run_scene(provider, job, clock, settings, result) for job in batch)
+        outcomes = await asyncio.gather(*scenes)
         done.update(job.key for job, outcome in zip(batch, outcomes, strict=True) if outcome == "ok")
         if "quota" not in outcomes or batch_try == settings.batch_retries:
             break
