@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from projects import views
+from projects import export_views, views
 
 urlpatterns = [
     path("", views.project_list, name="project_list"),
@@ -11,6 +11,12 @@ urlpatterns = [
     path("projects/<int:project_id>/edit/", views.project_edit, name="project_edit"),
     path("projects/<int:project_id>/delete/", views.project_delete, name="project_delete"),
     path("projects/<int:project_id>/import/", views.story_import, name="story_import"),
+    path("projects/<int:project_id>/export.zip", export_views.project_export_zip, name="project_export_zip"),
+    path(
+        "projects/<int:project_id>/contact-sheet.png",
+        export_views.project_contact_sheet,
+        name="project_contact_sheet",
+    ),
     path("projects/<int:project_id>/scenes/new/", views.scene_create, name="scene_create"),
     path("projects/<int:project_id>/scenes/<int:scene_id>/", views.scene_edit, name="scene_edit"),
     path("projects/<int:project_id>/scenes/<int:scene_id>/delete/", views.scene_delete, name="scene_delete"),

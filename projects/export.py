@@ -1,0 +1,392 @@
+"""Project export: a streamed ZIP of the current images with their metadata, and a contact sheet PNG.
+
+Both read the database once, up front, into a list of small dicts; image bytes are only ever read from
+disk a chunk (ZIP) or one thumbnail (contact sheet) at a time while the response is being sent, so memory
+stays flat however many scenes a project has.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import unicodedata
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import quote
+
+from django.core.exceptions import SuspiciousFileOperation
+from django.db.models import F
+from django.utils import timezone
+from django.utils.text import slugify
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+from zipstream import ZIP_STORED, ZipStream
+
+from generation.models import SceneVersion
+from projects.images import ensure_thumbnail
+from projects.models import Project, Scene
+
+SLUG_MAX = 80
+FALLBACK_SLUG = "storyboard"
+UNKNOWN = "unknown"
+FILE_MISSING = "image file missing"
+
+Row = dict[str, Any]
+
+
+class NothingToExport(Exception):
+    """The project has no scene with an image, so a ZIP would hold nothing worth downloading."""
+
+
+# --- File names -----------------------------------------------------------------------------------
+
+
+def title_slug(title: str, *, limit: int = SLUG_MAX) -> str:
+    """A file-name-safe slug that keeps any script whole.
+
+    django.utils.text.slugify(allow_unicode=True) drops combining marks (its regex \\w does not match
+    them), which turns "গোপাল" into "গপল"; so letters, digits *and marks* are kept here and everything
+    else, path separators included, becomes a single hyphen.
+    """
+    text = unicodedata.normalize("NFKC", title).lower()
+    text = "".join(ch if unicodedata.category(ch)[0] in "LNM" else " " for ch in text)
+    slug = "-".join(text.split())
+    if len(slug) > limit:
+        cut = limit
+        # Never split a letter from its marks: back up to the start of the cluster.
+        while cut > 0 and unicodedata.category(slug[cut])[0] == "M":
+            cut -= 1
+        slug = slug[:cut]
+    return slug.strip("-") or FALLBACK_SLUG
+
+
+def ascii_slug(title: str, *, limit: int = SLUG_MAX) -> str:
+    """The ASCII fallback for clients that ignore filename*; Bengali titles end up as the fallback word."""
+    slug = slugify(re.sub(r"[\\/]", " ", title))[:limit].strip("-_")
+    return slug or FALLBACK_SLUG
+
+
+def zip_filename(title: str, *, images: int, day: date, ascii_only: bool = False) -> str:
+    slug = ascii_slug(title) if ascii_only else title_slug(title)
+    return f"{slug}_{images}_scenes_{day.isoformat()}.zip"
+
+
+def sheet_filename(title: str, *, day: date, ascii_only: bool = False) -> str:
+    slug = ascii_slug(title) if ascii_only else title_slug(title)
+    return f"{slug}_contact_sheet_{day.isoformat()}.png"
+
+
+def content_disposition(filename: str, ascii_filename: str) -> str:
+    """Both forms (RFC 6266): old clients read filename=, every current browser prefers filename*."""
+    return f"attachment; filename=\"{ascii_filename}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+# --- Reading the project --------------------------------------------------------------------------
+
+
+def project_has_images(project: Project) -> bool:
+    return project.scenes.exclude(image="").exists()
+
+
+def scene_rows(project: Project) -> list[Row]:
+    """Every scene by story position as a small dict, with its current version's metadata if it has one."""
+    names: dict[int, list[str]] = {}
+    links = Scene.characters.through.objects.filter(scene__project=project)
+    for scene_id, name in links.order_by("character__name").values_list("scene_id", "character__name"):
+        names.setdefault(scene_id, []).append(name)
+    versions = _current_versions(project)
+    fields = ("id", "position", "title", "prompt", "status", "image", "last_error")
+    return [
+        {**scene, "characters": names.get(scene["id"], []), "version": versions.get(scene["id"])}
+        for scene in project.scenes.order_by("position").values(*fields)
+    ]
+
+
+def _current_versions(project: Project) -> dict[int, Row]:
+    # The current version is the one whose image is the scene's image; scenes may have none at all.
+    current = SceneVersion.objects.filter(scene__project=project, image=F("scene__image")).exclude(image="")
+    fields = ("scene_id", "number", "provider", "model", "seed", "prompt", "attempts", "created")
+    # Ascending numbers, so should two rows ever share a file the newest one wins.
+    return {v["scene_id"]: v for v in current.order_by("scene_id", "number").values(*fields)}
+
+
+def image_path(name: str) -> Path | None:
+    """The file behind a stored image name (as scene.image.path), or None when it is not on disk."""
+    try:
+        path = Path(Scene._meta.get_field("image").storage.path(name))
+    except SuspiciousFileOperation:
+        return None
+    return path if path.is_file() else None
+
+
+def missing_reason(row: Row) -> str:
+    if row["image"]:
+        return FILE_MISSING
+    if not row["prompt"].strip():
+        return "empty prompt"
+    return row["last_error"].strip() or "not generated yet"
+
+
+# --- The ZIP --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ZipExport:
+    stream: ZipStream
+    images: int
+    filename: str
+    ascii_filename: str
+
+    def __len__(self) -> int:
+        return len(self.stream)
+
+
+def project_zip(*, project: Project, now: datetime | None = None) -> ZipExport:
+    """Queue the export lazily: files are added by path and read only while the response streams."""
+    rows = scene_rows(project)
+    if not any(row["image"] for row in rows):
+        raise NothingToExport(f"No scene of “{project.title}” has an image yet.")
+    now = now or timezone.now()
+    # Stored, not deflated: PNG and JPEG are compressed already, and a stored stream has a known length.
+    stream = ZipStream(compress_type=ZIP_STORED, sized=True)
+    exported, missing = [], []
+    for row in rows:
+        if row["image"] and _add_image(stream, row):
+            exported.append(row)
+        else:
+            missing.append(row)
+    stream.add(failed_text(project.title, missing, total=len(rows)), "failed_scenes.txt")
+    stream.add(manifest_json(project, exported, missing, now=now), "manifest.json")
+    day = timezone.localdate(now)
+    return ZipExport(
+        stream=stream,
+        images=len(exported),
+        filename=zip_filename(project.title, images=len(exported), day=day),
+        ascii_filename=zip_filename(project.title, images=len(exported), day=day, ascii_only=True),
+    )
+
+
+def _add_image(stream: ZipStream, row: Row) -> bool:
+    path = image_path(row["image"])
+    stem = f"scene_{row['position']:03d}"
+    row["image_file"] = stem + (PurePosixPath(row["image"]).suffix.lower() or ".png")
+    row["info_file"] = f"{stem}_info.txt"
+    if path is None:
+        return False
+    try:
+        stream.add_path(str(path), row["image_file"])
+    except FileNotFoundError:  # Deleted since image_path() looked.
+        return False
+    stream.add(info_text(row), row["info_file"])
+    return True
+
+
+def scene_facts(row: Row) -> dict[str, Any]:
+    """The metadata of a scene's current image; None where no version row records it."""
+    version = row["version"] or {}
+    created = version.get("created")
+    return {
+        "number": row["position"],
+        "title": row["title"],
+        "prompt": row["prompt"],
+        "prompt_sent": version.get("prompt") or None,
+        "characters": row["characters"],
+        "provider": version.get("provider") or None,
+        "model": version.get("model") or None,
+        "seed": version.get("seed"),
+        "attempts": version.get("attempts"),
+        "generated_at": created.isoformat() if created else None,
+        "version": version.get("number"),
+    }
+
+
+def info_text(row: Row) -> str:
+    facts = scene_facts(row)
+
+    def shown(value: Any) -> str:
+        return UNKNOWN if value is None else str(value)
+
+    lines = [
+        f"Scene: {facts['number']}",
+        f"Title: {facts['title'] or '(untitled)'}",
+        f"Prompt: {facts['prompt'] or '(empty)'}",
+    ]
+    if facts["prompt_sent"] and facts["prompt_sent"] != facts["prompt"]:
+        # The scene was edited after this image was made; say what the image was really made from.
+        lines.append(f"Prompt sent: {facts['prompt_sent']}")
+    lines += [
+        f"Characters: {', '.join(facts['characters']) or 'none'}",
+        f"Provider: {shown(facts['provider'])}",
+        f"Model: {shown(facts['model'])}",
+        f"Seed: {shown(facts['seed'])}",
+        f"Attempts: {shown(facts['attempts'])}",
+        f"Generated at: {shown(facts['generated_at'])}",
+        f"Version: {shown(facts['version'])}",
+        f"Image file: {row['image_file']}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def failed_text(title: str, missing: list[Row], *, total: int) -> str:
+    if not missing:
+        return f"Every one of the {total} scenes of “{title}” has an image.\n"
+    lines = [f"{len(missing)} of {total} scenes of “{title}” have no image in this export.", ""]
+    for row in missing:
+        lines.append(f"Scene {row['position']}: {missing_reason(row)}")
+        lines.append(f"  Prompt: {row['prompt'].strip() or '(empty)'}")
+    return "\n".join(lines) + "\n"
+
+
+def manifest_json(project: Project, exported: list[Row], missing: list[Row], *, now: datetime) -> str:
+    scenes = [
+        {**scene_facts(row), "image_file": row["image_file"], "info_file": row["info_file"]}
+        for row in exported
+    ]
+    gaps = [
+        {"number": r["position"], "title": r["title"], "prompt": r["prompt"], "reason": missing_reason(r)}
+        for r in missing
+    ]
+    data = {
+        "project": {"id": project.pk, "title": project.title},
+        "exported_at": now.isoformat(),
+        "images": len(exported),
+        "scenes": scenes,
+        "missing": gaps,
+    }
+    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+
+
+# --- The contact sheet ----------------------------------------------------------------------------
+
+SHEET_COLUMNS = 4
+CELL_WIDTH, THUMB_HEIGHT, CAPTION_HEIGHT, GAP = 320, 200, 44, 16
+CELL_HEIGHT = THUMB_HEIGHT + CAPTION_HEIGHT
+SHEET_WIDTH = GAP + SHEET_COLUMNS * (CELL_WIDTH + GAP)
+PAPER, INK, MUTED, FRAME, MAT = "white", (31, 35, 40), (106, 111, 118), (200, 198, 192), (236, 235, 231)
+
+
+def sheet_size(scenes: int) -> tuple[int, int]:
+    rows = -(-scenes // SHEET_COLUMNS)
+    return SHEET_WIDTH, GAP + rows * (CELL_HEIGHT + GAP)
+
+
+@dataclass(frozen=True)
+class ContactSheet:
+    chunks: Iterator[bytes]
+    scenes: int
+    filename: str
+    ascii_filename: str
+
+
+def project_contact_sheet(*, project: Project, now: datetime | None = None) -> ContactSheet:
+    rows = scene_rows(project)
+    if not rows:
+        raise NothingToExport(f"“{project.title}” has no scenes yet.")
+    day = timezone.localdate(now or timezone.now())
+    width, height = sheet_size(len(rows))
+    return ContactSheet(
+        chunks=png_stream(width, height, _sheet_bands(rows)),
+        scenes=len(rows),
+        filename=sheet_filename(project.title, day=day),
+        ascii_filename=sheet_filename(project.title, day=day, ascii_only=True),
+    )
+
+
+def _sheet_bands(rows: list[Row]) -> Iterator[Image.Image]:
+    """The sheet as horizontal strips, one grid row each, so only one strip is ever in memory."""
+    yield Image.new("RGB", (SHEET_WIDTH, GAP), PAPER)
+    fonts = (
+        ImageFont.load_default(size=15),
+        ImageFont.load_default(size=13),
+        ImageFont.load_default(size=44),
+    )
+    for start in range(0, len(rows), SHEET_COLUMNS):
+        band = Image.new("RGB", (SHEET_WIDTH, CELL_HEIGHT + GAP), PAPER)
+        draw = ImageDraw.Draw(band)
+        for column, row in enumerate(rows[start : start + SHEET_COLUMNS]):
+            _draw_cell(band, draw, GAP + column * (CELL_WIDTH + GAP), row, fonts)
+        yield band
+
+
+def _draw_cell(band: Image.Image, draw: ImageDraw.ImageDraw, x: int, row: Row, fonts: tuple) -> None:
+    label, caption, big = fonts
+    box = (x, 0, x + CELL_WIDTH - 1, THUMB_HEIGHT - 1)
+    thumb, reason = _thumbnail(row)
+    if thumb is None:
+        # An empty frame with its number, so gaps in the story are visible at a glance.
+        draw.rectangle(box, fill=MAT, outline=FRAME, width=2)
+        middle = (x + CELL_WIDTH // 2, THUMB_HEIGHT // 2)
+        draw.text(middle, str(row["position"]), fill=MUTED, font=big, anchor="mm")
+        draw.text(
+            (middle[0], middle[1] + 40),
+            _fit(reason, caption, CELL_WIDTH - 16),
+            fill=MUTED,
+            font=caption,
+            anchor="mm",
+        )
+    else:
+        with thumb:
+            band.paste(thumb, (x + (CELL_WIDTH - thumb.width) // 2, (THUMB_HEIGHT - thumb.height) // 2))
+        draw.rectangle(box, outline=FRAME, width=1)
+    heading = f"Scene {row['position']}" + (f"  {row['title']}" if row["title"] else "")
+    draw.text((x, THUMB_HEIGHT + 6), _fit(heading, label, CELL_WIDTH), fill=INK, font=label)
+    excerpt = " ".join(row["prompt"].split()) or "(empty prompt)"
+    draw.text((x, THUMB_HEIGHT + 25), _fit(excerpt, caption, CELL_WIDTH), fill=MUTED, font=caption)
+
+
+def _thumbnail(row: Row) -> tuple[Image.Image | None, str]:
+    """The scene's thumbnail sized for its cell, or None and why not; one image open at a time."""
+    if not row["image"]:
+        return None, missing_reason(row)
+    path = image_path(row["image"])
+    if path is None:
+        return None, FILE_MISSING
+    try:
+        # The cached page thumbnail (small JPEG) instead of decoding the full image every time.
+        with Image.open(ensure_thumbnail(path)) as image:
+            # Fit the frame either way: small images are scaled up so every cell reads the same.
+            return ImageOps.contain(image.convert("RGB"), (CELL_WIDTH, THUMB_HEIGHT)), ""
+    except (OSError, SyntaxError, ValueError):
+        return None, "unreadable image"
+
+
+def _fit(text: str, font: ImageFont.FreeTypeFont, width: int) -> str:
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "...") > width:
+        text = text[:-1]
+    return text.rstrip() + "..."
+
+
+def png_stream(width: int, height: int, bands: Iterable[Image.Image]) -> Iterator[bytes]:
+    """Encode RGB strips (top to bottom, heights summing to `height`) as one PNG, strip by strip.
+
+    Pillow can only save a whole image, and a 300-scene sheet is ~80 MB of pixels; PNG's pixel data is a
+    single zlib stream of rows, so it can be written incrementally instead.
+    """
+    yield b"\x89PNG\r\n\x1a\n"
+    yield _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    # Level 3: the sheet is a preview; level 6 takes 2-3x as long for a somewhat smaller file.
+    compressor, stride, rows = zlib.compressobj(3), width * 3, 0
+    for band in bands:
+        if band.mode != "RGB" or band.width != width:
+            raise ValueError("Every strip must be RGB and as wide as the sheet")
+        pixels = band.tobytes()
+        # Filter type 0 (None) on every row: good enough for a preview and costs no per-pixel Python work.
+        raw = b"".join(b"\x00" + pixels[i : i + stride] for i in range(0, len(pixels), stride))
+        rows += band.height
+        data = compressor.compress(raw)
+        if data:
+            yield _png_chunk(b"IDAT", data)
+    if rows != height:
+        raise ValueError(f"The strips hold {rows} rows, not {height}")
+    yield _png_chunk(b"IDAT", compressor.flush())
+    yield _png_chunk(b"IEND", b"")
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
