@@ -42,4 +42,4 @@ class Hooks:
         still finish within the grace period before run() returns."""
 
     async def progress(self, snapshot: Progress) -> None:
-        """Counts after every finished request and quota wait; droppable."""
+        """Counts after every job outcome and quota wait, and once when the run ends; droppable."""

@@ -30,6 +30,7 @@ class StopReason(enum.StrEnum):
     DAILY_QUOTA = "daily_quota"  # the provider's daily quota is spent
     QUOTA_WAIT_EXCEEDED = "quota_wait_exceeded"  # quota waits would pass quota_wait_max_total
     AUTH = "auth"  # the credential was refused: no other job can succeed either
+    ERROR = "error"  # a bug or a broken limiter/hook backend; the message says which
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from generation.engine.config import EngineConfig
 from generation.providers.base import RateLimit
 
 WINDOW_SECONDS = 60.0
-MIN_WAIT = 1e-6
+MIN_WAIT = 1e-6  # pacing waits are at least this long, so the clock moves past float rounding
 
 
 class Limiter(Protocol):
@@ -43,7 +43,10 @@ class _LocalLimiter:
         # Re-check after every sleep: a pause may have been extended or the rate learned meanwhile.
         while True:
             now = self.clock.now()
-            wait = max(self.paused_until - now, self._pacing_wait(now))
+            # A pause within a microsecond of its end counts as over: asyncio fires timers that close
+            # early, so sleeping off a float crumb would spin without the clock moving.
+            pause = self.paused_until - now
+            wait = max(pause if pause > MIN_WAIT else 0.0, self._pacing_wait(now))
             if wait <= 0:
                 self._record(now)
                 return
@@ -117,7 +120,7 @@ class TokenBucketLimiter(_LocalLimiter):
         self._refill(now)
         if self.requests_per_minute is None or self._tokens >= 1.0:
             return 0.0
-        return (1.0 - self._tokens) * 60.0 / self.requests_per_minute
+        return max(MIN_WAIT, (1.0 - self._tokens) * 60.0 / self.requests_per_minute)
 
     def _record(self, now: float) -> None:
         if self.requests_per_minute is not None:

@@ -8,8 +8,9 @@ a transient one) are admitted before jobs never sent, so started scenes finish f
 Errors, by type:
 - TransientError: retried by tenacity with exponential backoff (2 s, 4 s ...), up to max_attempts.
 - QuotaError: does not spend an attempt. The job goes back to the head of the queue, the credential pauses
-  (Retry-After, or a doubling default) and concurrency drops. A run whose quota waits would pass
-  quota_wait_max_total stops; DailyQuotaError stops it at once.
+  (Retry-After, or a doubling default) and concurrency drops; a Retry-After that reveals a rolling window
+  sets the limiter's rate (inference.py). 429s from requests sent before the last pause began add
+  nothing. A run whose quota waits would pass quota_wait_max_total stops; DailyQuotaError stops it at once.
 - SafetyError, InvalidRequestError: the job fails at once. AuthError too, and the run stops, since no
   other job can succeed with that credential.
 """
@@ -21,7 +22,6 @@ import heapq
 import logging
 import math
 import random
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
@@ -31,8 +31,9 @@ from generation.engine.clock import Clock, LoopClock
 from generation.engine.concurrency import AdaptiveConcurrency
 from generation.engine.config import EngineConfig
 from generation.engine.hooks import Hooks
+from generation.engine.inference import WindowInference
 from generation.engine.jobs import Failure, Job, Progress, RunResult, StopReason
-from generation.engine.limiter import WINDOW_SECONDS, Limiter, make_limiter
+from generation.engine.limiter import Limiter, make_limiter
 from generation.providers.base import (
     AuthError,
     DailyQuotaError,
@@ -49,7 +50,6 @@ logger = logging.getLogger("generation.engine")
 _SENT_BEFORE, _NEVER_SENT = 0, 1  # admission priorities: lower goes first
 # A Retry-After of 0 (or a rounding crumb) must not turn a wave of 429s into a busy loop.
 MIN_QUOTA_WAIT = 0.25
-RATE_HINT_SECONDS = 5.0
 
 
 class Interrupted(Exception):
@@ -69,6 +69,7 @@ class _JobState:
     priority: int = _NEVER_SENT
     level: int = 0  # requests in flight, this one included, when the last one was sent
     sent_at: float = 0.0
+    send_number: int = 0
     succeeded: bool = False
     failure: Failure | None = None
 
@@ -125,7 +126,7 @@ class Scheduler:
         self._pause_end = -math.inf
         self._pause_set_at = -math.inf
         self._quota_streak = 0
-        self._sent_log: deque[float] = deque()  # send times over the last window, to infer a quota
+        self._windows = WindowInference()  # recognises a rolling-window quota from its 429s
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -148,7 +149,7 @@ class Scheduler:
                 await self._drain()
             await asyncio.gather(*workers)
         finally:
-            # Only does anything when run() itself is cancelled or a hook-free bug escaped a worker.
+            # Only does anything when run() itself was cancelled or a bug escaped a worker.
             self._dispatcher.cancel()
             for task in [*workers, *self._requests]:
                 task.cancel()
@@ -189,6 +190,10 @@ class Scheduler:
     async def _run_job(self, state: _JobState) -> None:
         try:
             await self._run_job_to_outcome(state)
+        except Exception as error:
+            # E.g. a shared limiter's backend is down: stop cleanly, leaving the jobs resumable.
+            logger.exception("%s: the engine failed", state.job.name)
+            self.stop(StopReason.ERROR, f"Engine error: {type(error).__name__}: {error}")
         finally:
             self._unfinished -= 1
             if not self._unfinished:
@@ -250,10 +255,13 @@ class Scheduler:
 
     async def _send(self, state: _JobState) -> ImageResult:
         state.level = await self._admit(state)
+        if self._stop_reason is not None:  # stopped between admission and this task waking up
+            self._release()
+            raise _Stopped()
         state.attempts += 1
         attempt_no, state.sent_at = state.attempts, self.clock.now()
         self.stats.requests += 1
-        self._log_send(state.sent_at)
+        state.send_number = self._windows.sent(state.sent_at)
         # The request starts before the hook runs, so the limiter's send time stays the real one.
         request = asyncio.create_task(self._call(state.job))
         self._requests.add(request)
@@ -267,8 +275,9 @@ class Scheduler:
             self._release()
         error, result = self._outcome(request)
         latency = self.clock.now() - state.sent_at
+        if not isinstance(error, QuotaError | Interrupted):
+            self._windows.accepted(state.sent_at)
         await self._emit(self.hooks.attempt_finished(state.job, attempt_no, error, result, latency))
-        await self._emit(self.hooks.progress(self.snapshot()))
         if error is not None:
             logger.warning("%s attempt %d failed: %s", state.job.name, attempt_no, error)
             raise error
@@ -333,6 +342,13 @@ class Scheduler:
         return await future
 
     async def _dispatch(self) -> None:
+        try:
+            await self._dispatch_forever()
+        except Exception as error:
+            logger.exception("The dispatcher failed")
+            self.stop(StopReason.ERROR, f"Engine error: {type(error).__name__}: {error}")
+
+    async def _dispatch_forever(self) -> None:
         while True:
             while not (self._waiting and self._in_flight < self.concurrency.limit):
                 self._wake.clear()
@@ -345,11 +361,6 @@ class Scheduler:
                     self._in_flight += 1
                     future.set_result(self._in_flight)
                     break
-
-    def _log_send(self, now: float) -> None:
-        self._sent_log.append(now)
-        while now - self._sent_log[0] >= WINDOW_SECONDS:
-            self._sent_log.popleft()
 
     def _release(self) -> None:
         self._in_flight -= 1
@@ -375,29 +386,16 @@ class Scheduler:
         if state.sent_at < self._pause_set_at:
             # Sent before the last pause began: that pause and decrease already answer this 429.
             return
-        if self._is_rate_quota(error):
-            await self._infer_rate(state)
-        else:
-            self.concurrency.on_quota_error(state.level)
+        self.concurrency.on_quota_error(state.level)
+        await self._infer_rate(state, error)
         await self._pause(error)
 
-    def _is_rate_quota(self, error: QuotaError) -> bool:
-        """A Retry-After longer than a request takes means a rate quota: finishing requests in flight
-        would not free it, so fewer in flight is no cure (and a concurrency cap says "retry in 1 s")."""
-        if error.retry_after is None:
-            return False
-        typical = self.stats.success_latency / self.stats.successes if self.stats.successes else 0.0
-        return error.retry_after > max(RATE_HINT_SECONDS, typical)
-
-    async def _infer_rate(self, state: _JobState) -> None:
-        """Pace to what the window held when the server said no: with an unknown quota, every later
-        429 would otherwise cost a window slot (rejections count on OpenAI) and halve throughput."""
-        window_start = state.sent_at - WINDOW_SECONDS
-        held = sum(1 for sent in self._sent_log if window_start < sent <= state.sent_at) - 1
+    async def _infer_rate(self, state: _JobState, error: QuotaError) -> None:
+        rate = self._windows.infer(state.send_number, error.retry_after)
         known = getattr(self.limiter, "requests_per_minute", None)
-        if held >= 1 and (known is None or held < known):
-            logger.info("Quota looks like %d requests a minute; pacing to it", held)
-            await self.limiter.learn(RateLimit(limit_requests=held))
+        if rate is not None and (known is None or rate < known):
+            logger.info("Quota looks like %d requests a minute; pacing to it", rate)
+            await self.limiter.learn(RateLimit(limit_requests=rate))
 
     async def _pause(self, error: QuotaError) -> None:
         now = self.clock.now()
@@ -422,6 +420,7 @@ class Scheduler:
         await self.limiter.pause_until(until)
         logger.warning("Quota limit - waiting %gs", round(seconds, 1))
         await self._emit(self.hooks.quota_wait(seconds, until, self._quota_streak, error))
+        await self._emit(self.hooks.progress(self.snapshot()))
 
     # -- reporting -------------------------------------------------------------------------------
 

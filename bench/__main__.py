@@ -1,0 +1,48 @@
+"""Run benchmark modules: `python -m bench` runs every one, `python -m bench engine_sim export` a subset.
+
+Each module lives in this package, exposes `main()` and writes its JSON under var/bench/ (see
+`bench.write_json`); add yours to MODULES. One failing benchmark does not stop the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+import traceback
+
+MODULES = [
+    "engine_sim",  # the scheduler against the seed and the bound, on simulated time
+    "engine_db",  # the engine with every database write, on the wall clock
+    "export",  # memory bound of the streamed ZIP export
+    "live",  # live events to 50 WebSocket watchers of a real server
+]
+
+
+def main(argv: list[str]) -> int:
+    names = [name.removeprefix("bench.") for name in argv] or MODULES
+    unknown = [name for name in names if name not in MODULES]
+    if unknown:
+        known = ", ".join(MODULES)
+        print(f"Unknown benchmark(s): {', '.join(unknown)}; choose from {known}", file=sys.stderr)
+        return 2
+    failed = [name for name in names if not run(name)]
+    if failed:
+        print(f"Failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def run(name: str) -> bool:
+    print(f"== bench.{name}", flush=True)
+    started = time.perf_counter()
+    try:
+        importlib.import_module(f"bench.{name}").main()
+    except Exception:
+        traceback.print_exc()
+        return False
+    print(f"== bench.{name} done in {time.perf_counter() - started:.1f}s", flush=True)
+    return True
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
