@@ -24,21 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import setup_django
+
 IMAGES = 300
 SIDE = 600  # A 600x600 PNG of random noise is ~1.08 MB: noise does not compress.
 LIMIT_MB = 64
-
-
-def setup_django(workdir: Path) -> None:
-    os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'bench.sqlite3'}"
-    os.environ["MEDIA_ROOT"] = str(workdir / "media")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scenestudio.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def noise_pngs(folder: Path, count: int = 3) -> list[Path]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from generation.models import BatchRun, GenerationAttempt, SceneVersion
-from projects.admin import MemberScopedAdmin
+from projects.admin import MemberScopedAdmin, ReadOnlyInline
 
 
 class ReadOnlyAdmin(MemberScopedAdmin):
@@ -19,7 +19,7 @@ class ReadOnlyAdmin(MemberScopedAdmin):
         return False
 
 
-class AttemptInline(admin.TabularInline):
+class AttemptInline(ReadOnlyInline):
     model = GenerationAttempt
     fields = [
         "scene",
@@ -33,13 +33,6 @@ class AttemptInline(admin.TabularInline):
         "latency_ms",
         "started",
     ]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(BatchRun)

@@ -21,7 +21,21 @@ class MemberScopedAdmin(admin.ModelAdmin):
         return queryset.filter(**{self.membership_path: request.user}).distinct()
 
 
-class SceneAttemptInline(admin.TabularInline):
+class ReadOnlyInline(admin.TabularInline):
+    """A record shown beside its parent: never added, changed or deleted from the admin."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+
+class SceneAttemptInline(ReadOnlyInline):
     model = GenerationAttempt
     fk_name = "scene"
     fields = [
@@ -35,14 +49,7 @@ class SceneAttemptInline(admin.TabularInline):
         "latency_ms",
         "started",
     ]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
     ordering = ["-started"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class MembershipInline(admin.TabularInline):
