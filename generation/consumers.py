@@ -50,8 +50,13 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
             reply = {"type": "refused", "message": exc.message, "missing": [c.name for c in exc.missing]}
         await self.send_json(reply)
 
-    async def generation_event(self, message: dict) -> None:
-        await self.send_json(message["event"])
+    async def dispatch(self, message: dict) -> None:
+        if message["type"] == "generation.batch":
+            # The hot path touches no database, so it skips channels' per-message connection clean-up,
+            # which runs on the one sync thread the worker's writes queue on and delayed events by seconds.
+            await self.send(text_data=message["text"])
+            return
+        await super().dispatch(message)
 
     async def send_snapshot(self) -> None:
         snapshot = await database_sync_to_async(selectors.project_snapshot)(project_id=self.project_id)

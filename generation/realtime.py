@@ -1,16 +1,21 @@
 """The one place that names groups and sends live events. Events are droppable: the database is the truth.
 
-Vocabulary (each event carries `run` and a per-run `seq`; a client seeing a gap asks for a snapshot):
+Watchers receive {"type": "batch", "events": [...]} messages. Vocabulary of the events (each carries
+`run`, a per-run `seq` and `ts`, the server's send time; a client seeing a gap asks for a snapshot):
 run.started, scene.started, scene.succeeded, scene.failed, scene.skipped, run.progress,
 run.quota_wait, run.stopping, run.finished.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import weakref
 from typing import Any
 
 from channels.layers import get_channel_layer
+from django.core.serializers.json import DjangoJSONEncoder
 
 logger = logging.getLogger("generation.realtime")
 
@@ -21,14 +26,61 @@ def project_group(project_id: int) -> str:
     return f"project-{project_id}"
 
 
+# Events of a project are coalesced into one group message per interval: with many watchers, a message
+# per event costs every watcher a dispatch and a WebSocket frame, which slowed runs and delayed events by
+# seconds (bench/live.py). The interval is the latency a watcher pays for that.
+BATCH_SECONDS = 0.05
+# Nothing may trail the end of a run, and the process may exit right after it (manage.py generate).
+FLUSH_AT_ONCE = {"run.stopping", "run.finished"}
+
+
+class _ProjectBatcher:
+    def __init__(self, project_id: int) -> None:
+        self.project_id = project_id
+        self.pending: list[dict[str, Any]] = []
+        self.lock = asyncio.Lock()  # batches leave in the order their events arrived
+        self.timer: asyncio.Task | None = None
+
+    async def add(self, event: dict[str, Any]) -> None:
+        self.pending.append(event)
+        if event.get("type") in FLUSH_AT_ONCE:
+            await self.flush()
+        elif self.timer is None or self.timer.done():
+            self.timer = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(BATCH_SECONDS)
+        await self.flush()
+
+    async def flush(self) -> None:
+        async with self.lock:
+            events, self.pending = self.pending, []
+            if events:
+                await _group_send(self.project_id, events)
+
+
+_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _ProjectBatcher]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def send_event(project_id: int, event: dict[str, Any]) -> None:
+    """Queue an event for the project's watchers; it leaves within BATCH_SECONDS."""
+    per_loop = _batchers.setdefault(asyncio.get_running_loop(), {})
+    batcher = per_loop.setdefault(project_id, _ProjectBatcher(project_id))
+    await batcher.add(event)
+
+
+async def _group_send(project_id: int, events: list[dict[str, Any]]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    # Encoded once here rather than once per watcher by each consumer.
+    text = json.dumps({"type": "batch", "events": events}, cls=DjangoJSONEncoder)
     try:
-        await layer.group_send(project_group(project_id), {"type": "generation.event", "event": event})
+        await layer.group_send(project_group(project_id), {"type": "generation.batch", "text": text})
     except Exception:  # a lost event is recoverable (clients resync); a crashed run is not
-        logger.exception("Could not send %s for project %s", event.get("type"), project_id)
+        logger.exception("Could not send %d events for project %s", len(events), project_id)
 
 
 async def wake_worker(run_id: int) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 from pathlib import Path
 
 from django.conf import settings
@@ -61,7 +63,9 @@ def ensure_thumbnail(original: Path) -> Path:
         image.thumbnail(THUMB_SIZE)
         buffer = io.BytesIO()
         image.save(buffer, "JPEG", quality=82)
-    tmp = thumb.with_suffix(".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(thumb)
+    # A unique temporary name: two members asking for the same new thumbnail must not share one.
+    fd, tmp = tempfile.mkstemp(dir=thumb.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(buffer.getvalue())
+    os.replace(tmp, thumb)
     return thumb

@@ -24,7 +24,24 @@
     el.querySelector("[data-reason]").textContent = scene.status === "failed" ? scene.reason || "" : "";
     const retry = el.querySelector(".retry-form");
     if (retry) retry.hidden = scene.status !== "failed";
-    if (scene.thumbnail) setThumbnail(el, scene.thumbnail, scene.position);
+    if (scene.thumbnail) {
+      setThumbnail(el, scene.thumbnail, scene.position);
+      enableExport();
+    }
+  }
+
+  // The page may have loaded before any scene had an image: the first one makes the ZIP worth offering.
+  function enableExport() {
+    const tools = $("export-tools");
+    const disabled = tools && tools.querySelector("button[disabled]");
+    if (!disabled || !tools.dataset.zip) return;
+    const link = document.createElement("a");
+    link.className = "button";
+    link.href = tools.dataset.zip;
+    link.textContent = "Download ZIP";
+    disabled.replaceWith(link);
+    const why = $("zip-why");
+    if (why) why.remove();
   }
 
   function setThumbnail(el, url, position) {
@@ -210,7 +227,11 @@
       live.dataset.connected = "1";
       clearInterval(state.poller);
     };
-    socket.onmessage = (message) => handle(JSON.parse(message.data));
+    socket.onmessage = (message) => {
+      const data = JSON.parse(message.data);
+      // Live events arrive coalesced in batches; replies and snapshots arrive alone.
+      (data.type === "batch" ? data.events : [data]).forEach(handle);
+    };
     socket.onclose = () => {
       live.dataset.connected = "0";
       clearInterval(state.poller);

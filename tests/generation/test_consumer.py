@@ -125,7 +125,9 @@ async def test_a_client_can_ask_for_a_fresh_snapshot_after_a_gap(story, team):
     try:
         await communicator.receive_json_from()
         await send_event(project.pk, {"type": "run.progress", "run": 1, "seq": 7})
-        assert (await communicator.receive_json_from())["seq"] == 7
+        assert (await communicator.receive_json_from())["events"] == [
+            {"type": "run.progress", "run": 1, "seq": 7}
+        ]
         await communicator.send_json_to({"action": "snapshot"})
         assert (await communicator.receive_json_from())["type"] == "snapshot"
     finally:
@@ -133,8 +135,25 @@ async def test_a_client_can_ask_for_a_fresh_snapshot_after_a_gap(story, team):
 
 
 async def drain(communicator, timeout: float = 0.3) -> list[dict]:
+    """Every event received until the stream goes quiet, unpacked from their batches."""
     # receive_nothing() waits without cancelling the consumer (a timed-out receive would cancel it).
     events = []
     while not await communicator.receive_nothing(timeout=timeout):
-        events.append(await communicator.receive_json_from())
+        message = await communicator.receive_json_from()
+        events.extend(message["events"] if message["type"] == "batch" else [message])
     return events
+
+
+async def test_events_are_coalesced_into_batches_in_order_and_the_end_of_a_run_is_sent_at_once(story, team):
+    project, *_ = story
+    communicator, _ = await connect(team.viewer, project.pk)
+    try:
+        await communicator.receive_json_from()
+        for seq in (1, 2, 3):
+            await send_event(project.pk, {"type": "run.progress", "run": 9, "seq": seq})
+        await send_event(project.pk, {"type": "run.finished", "run": 9, "seq": 4})
+        batch = await communicator.receive_json_from()
+        assert batch["type"] == "batch" and [e["seq"] for e in batch["events"]] == [1, 2, 3, 4]
+        assert await communicator.receive_nothing(timeout=0.2)
+    finally:
+        await communicator.disconnect()
