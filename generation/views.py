@@ -18,7 +18,7 @@ from projects.views import send_image
 ACTION_MESSAGES = {
     "start": "Generation started.",
     "start_characters": "Generating the missing character references.",
-    "retry": "Retrying the scene.",
+    "retry": "Generating the scene again.",
     "retry_failed": "Retrying every failed scene.",
     "stop": "Stopping: no new requests; those in flight may still finish.",
 }

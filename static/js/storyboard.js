@@ -23,7 +23,11 @@
     el.querySelector("[data-status]").textContent = STATUS_LABELS[scene.status] || scene.status;
     el.querySelector("[data-reason]").textContent = scene.status === "failed" ? scene.reason || "" : "";
     const retry = el.querySelector(".retry-form");
-    if (retry) retry.hidden = scene.status !== "failed";
+    if (retry) {
+      // One form, two meanings: a failed scene is retried, a ready one regenerated (its image is kept as a version).
+      retry.hidden = scene.status !== "failed" && scene.status !== "ready";
+      retry.querySelector("button").textContent = scene.status === "ready" ? "Regenerate" : "Retry";
+    }
     if (scene.thumbnail) {
       setThumbnail(el, scene.thumbnail, scene.position);
       enableExport();

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -71,3 +73,21 @@ def test_the_page_shows_controls_to_editors_and_not_to_viewers(client, story, te
     client.force_login(team.editor)
     body = client.get(reverse("project_detail", args=[project.pk])).content.decode()
     assert 'id="btn-start"' in body and 'id="initial-snapshot"' in body
+
+
+def test_ready_scenes_offer_regenerate_and_failed_ones_retry(client, story, team):
+    project, scenes, _ = story
+    scenes[1].status = "failed"
+    scenes[1].save()
+    client.force_login(team.editor)
+    body = client.get(reverse("project_detail", args=[project.pk])).content.decode()
+    forms = re.findall(r'retry-form" ?(hidden)?>.*?class="small">(\w+)</button>', body, re.S)
+    assert sorted(label for hidden, label in forms if not hidden) == ["Regenerate", "Retry"]
+
+
+def test_regenerating_a_ready_scene_starts_a_run_that_replaces_its_image(client, story, team):
+    project, scenes, _ = story
+    client.force_login(team.editor)
+    client.post(reverse("run_action", args=[project.pk, "retry"]), {"scene": scenes[4].pk})
+    run = BatchRun.objects.get()
+    assert run.regenerate and list(run.scenes.all()) == [scenes[4]]
