@@ -37,6 +37,10 @@ class Hooks:
         """All dispatch to the credential pauses until clock time `until`; `wait_no` counts quota waits
         since the last success (1 for the first)."""
 
+    async def pacing(self, seconds: float | None, requests_per_minute: float | None) -> None:
+        """Dispatch waits for the limiter to stay within the quota (no error happened); `seconds` is
+        the limiter's estimate of when the next request may go, when it can tell."""
+
     async def run_stopping(self, reason: StopReason, message: str) -> None:
         """The run stops early (stop(), daily quota, quota wait budget, auth); in-flight requests may
         still finish within the grace period before run() returns."""

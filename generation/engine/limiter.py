@@ -55,6 +55,11 @@ class _LocalLimiter:
     async def pause_until(self, until: float) -> None:
         self.paused_until = max(self.paused_until, until)
 
+    def next_send_in(self) -> float:
+        """Seconds until acquire() would let a request go, for telling people why nothing is sent."""
+        now = self.clock.now()
+        return max(self.paused_until - now, self._pacing_wait(now), 0.0)
+
     async def learn(self, rate: RateLimit) -> None:
         # Only the limit is adopted: remaining/reset mean different things for windows and buckets, and
         # the Retry-After of a 429 already says how long to hold off.

@@ -52,6 +52,10 @@ _SENT_BEFORE, _NEVER_SENT = 0, 1  # admission priorities: lower goes first
 MIN_QUOTA_WAIT = 0.25
 
 
+# Waiting for the limiter longer than this is announced through Hooks.pacing (the run is not stuck).
+PACING_NOTICE_SECONDS = 1.0
+
+
 class Interrupted(Exception):
     """A request still in flight when the grace period after stop() ran out, cancelled."""
 
@@ -354,13 +358,26 @@ class Scheduler:
                 self._wake.clear()
                 await self._wake.wait()
             # Pacing last: the limiter records the send time, so nothing may wait after it.
-            await self.limiter.acquire()
+            await self._paced_acquire()
             while self._waiting:
                 *_, future = heapq.heappop(self._waiting)
                 if not future.done():
                     self._in_flight += 1
                     future.set_result(self._in_flight)
                     break
+
+    async def _paced_acquire(self) -> None:
+        """Take a send slot from the limiter; a wait long enough for a person to notice is announced."""
+        acquire = asyncio.ensure_future(self.limiter.acquire())
+        try:
+            done, _ = await asyncio.wait({acquire}, timeout=PACING_NOTICE_SECONDS)
+            if not done:
+                estimate = getattr(self.limiter, "next_send_in", lambda: None)()
+                rate = getattr(self.limiter, "requests_per_minute", None)
+                await self._emit(self.hooks.pacing(estimate, rate))
+            await acquire
+        finally:
+            acquire.cancel()  # only does anything when the dispatcher itself is cancelled (a stop)
 
     def _release(self) -> None:
         self._in_flight -= 1

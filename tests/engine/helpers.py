@@ -73,6 +73,9 @@ class RecordingHooks(Hooks):
     async def run_stopping(self, reason: StopReason, message: str) -> None:
         self.events.append(("stopping", reason, message))
 
+    async def pacing(self, seconds: float | None, requests_per_minute: float | None) -> None:
+        self.events.append(("pacing", now(), seconds, requests_per_minute))
+
 
 class ScriptedProvider(Provider):
     """Answers each prompt from a script: a number is a successful request of that many seconds, an
