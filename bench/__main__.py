@@ -13,9 +13,12 @@ import traceback
 
 MODULES = [
     "engine_sim",  # the scheduler against the seed and the bound, on simulated time
+    "engine_http",  # the same scheduler through the fake server over HTTP, time-scaled
     "engine_db",  # the engine with every database write, on the wall clock
+    "sketch",  # render time of the offline default provider
     "export",  # memory bound of the streamed ZIP export
     "live",  # live events to 50 WebSocket watchers of a real server
+    "scale",  # scenes/s on SQLite, and PostgreSQL + Redis with 1 and 2 worker processes
 ]
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
@@ -12,9 +15,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from generation.engine.config import EngineConfig
-from generation.models import BatchRun, SceneVersion
+from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from generation.realtime import stop_worker, wake_worker
+from projects.images import thumbnail_path
 from projects.models import Character, Project, Scene
+
+logger = logging.getLogger("generation.services")
 
 
 class RunRefused(Exception):
@@ -156,23 +162,66 @@ def claimable_scenes(*, run: BatchRun, scene_ids: Sequence[int]) -> int:
     return Scene.objects.filter(free, pk__in=scene_ids).update(claimed_by=run.pk)
 
 
+# A worker renews its lease (BatchRun.heartbeat) every 0.5 s; another may take the run over once it is this
+# old. The holder gives the run up itself after half of it without a renewal (runner.RunExecution._watch),
+# so it has stopped sending before anyone else can start.
 LEASE_SECONDS = 15
 
 
 def run_claim(*, run_id: int, worker: str, lease_seconds: float = LEASE_SECONDS) -> BatchRun | None:
     """Take a run for this worker: a queued run, or an active one whose owner's heartbeat went stale.
 
-    One conditional update decides; when nothing got updated another worker got there first.
+    One conditional statement decides; when nothing matched another worker got there first. Taking a run
+    over from a worker that stopped beating also cleans up after it (see _run_requeue).
     """
     now = timezone.now()
     stale = now - timedelta(seconds=lease_seconds)
     takeable = Q(status=BatchRun.Status.QUEUED, owner="") | Q(owner=worker) | Q(heartbeat__lt=stale)
-    claimed = BatchRun.objects.filter(takeable, pk=run_id, status__in=BatchRun.ACTIVE).update(
-        owner=worker, heartbeat=now
-    )
-    if not claimed:
-        return None
+    with transaction.atomic():
+        # The row lock the update would take anyway, taken first to learn whom we take the run from. The
+        # old owner's fenced writes lock the same row, so each of them lands wholly before or after this.
+        previous = (
+            BatchRun.objects.select_for_update()
+            .filter(takeable, pk=run_id, status__in=BatchRun.ACTIVE)
+            .values_list("owner", flat=True)
+            .first()
+        )
+        if previous is None:
+            return None
+        BatchRun.objects.filter(pk=run_id).update(owner=worker, heartbeat=now)
+        if previous not in ("", worker):
+            _run_requeue(run_id=run_id, previous=previous, now=now)
     return BatchRun.objects.select_related("project", "requested_by").get(pk=run_id)
+
+
+def _run_requeue(*, run_id: int, previous: str, now) -> None:
+    """The old owner died mid-run. Its requests in flight will never be recorded, nor will images it
+    received but had not stored yet: mark those attempts interrupted, and put their scenes back in the
+    queue for the new owner to generate again."""
+    attempts = GenerationAttempt.objects.filter(run_id=run_id)
+    Status = GenerationAttempt.Status
+    lost = attempts.filter(status=Status.SUCCEEDED, scene__isnull=False, versions__isnull=True)
+    interrupted = lost.update(
+        status=Status.INTERRUPTED,
+        error_kind="interrupted",
+        error_message=f"The image arrived, but worker {previous} stopped before storing it",
+    )
+    interrupted += attempts.filter(status=Status.RUNNING).update(
+        status=Status.INTERRUPTED,
+        finished=now,
+        error_kind="interrupted",
+        error_message=f"Worker {previous} stopped renewing its lease; another worker took the run over",
+    )
+    requeued = Scene.objects.filter(claimed_by=run_id, status=Scene.Status.GENERATING).update(
+        status=Scene.Status.PENDING, updated=now
+    )
+    logger.warning(
+        "Took run %s over from %s: %d attempt(s) interrupted, %d scene(s) requeued",
+        run_id,
+        previous,
+        interrupted,
+        requeued,
+    )
 
 
 def runs_needing_a_worker(*, lease_seconds: float = LEASE_SECONDS) -> list[int]:
@@ -186,14 +235,20 @@ def runs_needing_a_worker(*, lease_seconds: float = LEASE_SECONDS) -> list[int]:
     )
 
 
-def run_fail(*, run_id: int, reason: str) -> None:
-    """End a run that cannot go on (a crash in its worker); its scenes are released for the next run."""
-    run = BatchRun.objects.filter(pk=run_id, status__in=BatchRun.ACTIVE).first()
-    if run is None:
-        return
-    run.status, run.reason, run.finished = BatchRun.Status.FAILED, reason, timezone.now()
-    run.summary = run.summary_message()
+def run_fail(*, run_id: int, reason: str, worker: str | None = None) -> None:
+    """End a run that cannot go on (a crash in its worker); its scenes are released for the next run.
+
+    With `worker`, only while that worker still holds the run: one that lost it must not end it.
+    """
+    runs = BatchRun.objects.filter(pk=run_id, status__in=BatchRun.ACTIVE)
+    if worker is not None:
+        runs = runs.filter(owner=worker)
     with transaction.atomic():
+        run = runs.select_for_update().first()
+        if run is None:
+            return
+        run.status, run.reason, run.finished = BatchRun.Status.FAILED, reason, timezone.now()
+        run.summary = run.summary_message()
         run.save()
         Scene.objects.filter(claimed_by=run_id, status=Scene.Status.GENERATING).update(
             status=Scene.Status.PENDING
@@ -275,3 +330,38 @@ def scene_version_make_current(*, version: SceneVersion) -> Scene:
     scene.last_error = ""
     scene.save(update_fields=["image", "status", "last_error", "updated"])
     return scene
+
+
+# Older than this, a generated image no row points to is an orphan: the worker that stored it died before
+# the row committed (rows commit milliseconds after the file is written).
+ORPHAN_GRACE_SECONDS = 3600.0
+GENERATED_DIRS = ("scenes", "characters")
+
+
+def orphan_media_delete(*, grace_seconds: float = ORPHAN_GRACE_SECONDS, dry_run: bool = False) -> list[str]:
+    """Delete generated images under MEDIA_ROOT/projects/*/scenes|characters that no scene, scene version
+    or character points to, once older than `grace_seconds`; returns their names."""
+    root = Path(settings.MEDIA_ROOT)
+    cutoff = time.time() - grace_seconds
+    candidates = {
+        path.relative_to(root).as_posix(): path
+        for kind in GENERATED_DIRS
+        for path in root.glob(f"projects/*/{kind}/*")
+        if path.is_file() and path.stat().st_mtime < cutoff
+    }
+    if not candidates:
+        return []
+    # Listed before the rows are read: a file older than the grace period has its row committed by now.
+    referenced = {
+        *Scene.objects.exclude(image="").values_list("image", flat=True),
+        *SceneVersion.objects.values_list("image", flat=True),
+        *Character.objects.exclude(reference="").values_list("reference", flat=True),
+    }
+    orphans = sorted(name for name in candidates if name not in referenced)
+    if not dry_run:
+        for name in orphans:
+            candidates[name].unlink(missing_ok=True)
+            thumbnail_path(candidates[name]).unlink(missing_ok=True)
+        if orphans:
+            logger.info("Deleted %d orphan image(s) under %s", len(orphans), root)
+    return orphans

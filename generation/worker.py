@@ -3,14 +3,17 @@
 The same code runs embedded in the Daphne process (`make run`) and in `manage.py runworker scene-generation`
 processes. A wake-up only says "look now": the run itself lives in the database, so a lost message or a
 restarted worker never loses a run (the scan finds runs that are active and unowned, or whose owner's
-heartbeat went stale).
+heartbeat went stale). With several worker processes every one hears every wake-up (Redis pub/sub) and the
+database decides which one holds the run; one killed mid-run is replaced once its lease lapses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import secrets
 import socket
 
 from channels.consumer import AsyncConsumer
@@ -19,24 +22,33 @@ from channels.worker import Worker
 
 from generation import services
 from generation.limits import limiter_for
+from generation.models import BatchRun
 from generation.providers.factory import provider_for
 from generation.runner import RunExecution
 
 logger = logging.getLogger("generation.worker")
 
 SCAN_SECONDS = 5.0
+# Every worker hears every wake-up; one busy with runs (or claiming one) waits this long per run before
+# claiming, so an idle worker takes the new run and runs spread over the workers.
+CLAIM_DELAY_PER_RUN = 0.2
 
 
 class Supervisor:
     """Holds this process's executions; at most one per run, any number of runs."""
 
     def __init__(self) -> None:
-        self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
+        # Unique per process start, even where pids repeat (containers): a restarted worker must take its
+        # old runs over like any other, not resume them as if it had never stopped.
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.executions: dict[int, RunExecution] = {}
+        self.waiting: set[int] = set()  # woken, waiting for this worker's turn to claim
+        self.claiming: set[int] = set()  # claims sent to the database
+        self.load_changed = asyncio.Event()
         self.tasks: set[asyncio.Task] = set()
 
     def wake(self, run_id: int) -> None:
-        if run_id in self.executions:
+        if run_id in self.executions or run_id in self.waiting or run_id in self.claiming:
             return
         task = asyncio.create_task(self._execute(run_id))
         self.tasks.add(task)
@@ -47,8 +59,36 @@ class Supervisor:
         if execution is not None:
             execution.stop()
 
+    async def _claim(self, run_id: int) -> BatchRun | None:
+        self.waiting.add(run_id)
+        try:
+            await self._my_turn()
+        finally:
+            self.waiting.discard(run_id)
+        self.claiming.add(run_id)
+        try:
+            return await database_sync_to_async(services.run_claim)(run_id=run_id, worker=self.worker_id)
+        finally:
+            self.claiming.discard(run_id)
+            self.load_changed.set()
+
+    async def _my_turn(self) -> None:
+        """Wait CLAIM_DELAY_PER_RUN per run this worker executes or is claiming, re-read as that changes:
+        after a burst of wake-ups (a restart, a scan finding orphans) the worker that lost the race for
+        the first run is idle again, and takes the next one first."""
+        loop = asyncio.get_running_loop()
+        woken = loop.time()
+        while (wait := self._claim_delay() - (loop.time() - woken)) > 0:
+            self.load_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self.load_changed.wait()
+
+    def _claim_delay(self) -> float:
+        return CLAIM_DELAY_PER_RUN * (len(self.executions) + len(self.claiming))
+
     async def _execute(self, run_id: int) -> None:
-        run = await database_sync_to_async(services.run_claim)(run_id=run_id, worker=self.worker_id)
+        run = await self._claim(run_id)
         if run is None or run_id in self.executions:
             return
         try:
@@ -61,10 +101,11 @@ class Supervisor:
         except Exception:
             logger.exception("Run %s crashed in worker %s", run_id, self.worker_id)
             await database_sync_to_async(services.run_fail)(
-                run_id=run_id, reason="The worker hit an internal error"
+                run_id=run_id, reason="The worker hit an internal error", worker=self.worker_id
             )
         finally:
             self.executions.pop(run_id, None)
+            self.load_changed.set()
 
     async def scan_forever(self) -> None:
         while True:
@@ -89,12 +130,24 @@ class GenerationConsumer(AsyncConsumer):
         supervisor.stop(int(message["run_id"]))
 
 
+async def delete_orphan_media() -> None:
+    """Images a crashed worker stored but never recorded (see `manage.py cleanup_media`)."""
+    try:
+        # Not the ORM's shared thread: walking a large media folder must not hold up the runs.
+        await database_sync_to_async(services.orphan_media_delete, thread_sensitive=False)()
+    except Exception:
+        logger.exception("Cleaning up orphan media failed")
+
+
 class StudioWorker(Worker):
-    """channels' Worker that also scans for runs nobody holds, so a lost wake-up costs seconds, not a run."""
+    """channels' Worker that also scans for runs nobody holds, so a lost wake-up costs seconds, not a run,
+    and cleans up after crashed workers when it starts."""
 
     async def handle(self) -> None:
+        cleanup = asyncio.ensure_future(delete_orphan_media())
         scan = asyncio.ensure_future(supervisor.scan_forever())
         try:
             await super().handle()
         finally:
             scan.cancel()
+            cleanup.cancel()

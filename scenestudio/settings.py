@@ -212,6 +212,8 @@ GENERATION_PROVIDERS = {
     },
     "sketch": {},
 }
+# The quota window the shared (Redis) limiter mirrors; providers count requests per minute.
+GENERATION_RATE_WINDOW_SECONDS = env_float("GEN_RATE_WINDOW_SECONDS", 60.0)
 # Engine tunables (a run may override any of them); see generation/engine/config.py for their meaning.
 GENERATION_ENGINE = {
     "start_concurrency": env_int("GEN_START_CONCURRENCY", 5),
