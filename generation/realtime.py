@@ -3,7 +3,7 @@
 Watchers receive {"type": "batch", "events": [...]} messages. Vocabulary of the events (each carries
 `run`, a per-run `seq` and `ts`, the server's send time; a client seeing a gap asks for a snapshot):
 run.started, scene.started, scene.succeeded, scene.failed, scene.skipped, run.progress,
-run.quota_wait, run.stopping, run.finished.
+run.quota_wait, run.pacing (waiting for the limiter, no error), run.stopping, run.finished.
 """
 
 from __future__ import annotations

@@ -283,6 +283,16 @@ class RunRecorder(Hooks):
             reason=error.message,
         )
 
+    async def pacing(self, seconds: float | None, requests_per_minute: float | None) -> None:
+        # No error happened: the run holds itself to the quota. Said aloud, or a paced run looks stuck.
+        payload: dict[str, Any] = {
+            "requests_per_minute": round(requests_per_minute) if requests_per_minute else None
+        }
+        if seconds is not None:
+            resume_at = timezone.now() + timedelta(seconds=seconds)
+            payload.update(seconds=round(seconds, 1), until=resume_at.isoformat())
+        await self.publish("run.pacing", **payload)
+
     def max_quota_waits(self) -> int:
         # No fixed count caps quota waits, the total wait budget does: this is how many default waits fit.
         return max(1, round(self.config.quota_wait_max_total / self.config.quota_wait_default))

@@ -118,18 +118,28 @@
   }
 
   // ---- quota banner and snackbar ----------------------------------------------------------------
-  function showQuota(ev) {
+  function showBanner(seconds, text) {
     const banner = $("quota-banner");
-    const until = Date.now() + ev.seconds * 1000;
+    const until = Date.now() + seconds * 1000;
     clearInterval(state.countdown);
     const draw = () => {
       const left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
-      banner.textContent = `Quota limit - waiting ${left} s, retry ${ev.attempt} of ${ev.max_attempts}`;
+      banner.textContent = text(left);
       if (left <= 0) hideBanner();
     };
     banner.hidden = false;
     draw();
     state.countdown = setInterval(draw, 250);
+  }
+
+  function showQuota(ev) {
+    showBanner(ev.seconds, (left) => `Quota limit - waiting ${left} s, retry ${ev.attempt} of ${ev.max_attempts}`);
+  }
+
+  function showPacing(ev) {
+    if (ev.seconds === undefined) return;
+    const rate = ev.requests_per_minute ? ` (${ev.requests_per_minute} requests/minute)` : "";
+    showBanner(ev.seconds, (left) => `Pacing to the provider's quota${rate} - next request in ${left} s`);
   }
 
   function hideBanner() {
@@ -169,6 +179,7 @@
       showQuota(ev);
       mergeRun(ev, { status: "waiting_quota", active: true });
     },
+    "run.pacing": (ev) => showPacing(ev),
     "run.stopping"(ev) {
       mergeRun(ev, { status: "stopping", active: true });
       snackbar(`Stopping: ${ev.message}`);

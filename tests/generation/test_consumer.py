@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.routing import URLRouter
@@ -155,5 +157,30 @@ async def test_events_are_coalesced_into_batches_in_order_and_the_end_of_a_run_i
         batch = await communicator.receive_json_from()
         assert batch["type"] == "batch" and [e["seq"] for e in batch["events"]] == [1, 2, 3, 4]
         assert await communicator.receive_nothing(timeout=0.2)
+    finally:
+        await communicator.disconnect()
+
+
+async def test_a_run_pacing_itself_to_its_quota_tells_the_watchers_when_the_next_request_goes(story, team):
+    from generation.engine.clock import LoopClock
+    from generation.engine.config import EngineConfig
+    from generation.runner import RunRecorder
+
+    project, *_ = story
+    run = await database_sync_to_async(BatchRun.objects.create)(project=project, provider="sketch")
+    recorder = RunRecorder(run, worker="w", config=EngineConfig(), clock=LoopClock())
+    communicator, _ = await connect(team.viewer, project.pk)
+    try:
+        await communicator.receive_json_from()
+        await recorder.pacing(42.0, 20.0)
+        await recorder.publish("run.finished")  # flushes the batch at once
+        (pacing, _finished) = (await communicator.receive_json_from())["events"]
+        assert (
+            pacing["type"] == "run.pacing"
+            and pacing["seconds"] == 42.0
+            and pacing["requests_per_minute"] == 20
+        )
+        until = datetime.fromisoformat(pacing["until"]).timestamp()
+        assert until == pytest.approx(pacing["ts"] + 42.0, abs=1.0)  # an ISO time the page counts down to
     finally:
         await communicator.disconnect()
