@@ -371,7 +371,8 @@ class Scheduler:
         acquire = asyncio.ensure_future(self.limiter.acquire())
         try:
             done, _ = await asyncio.wait({acquire}, timeout=PACING_NOTICE_SECONDS)
-            if not done:
+            # A quota pause holds the limiter too, but it was announced as a quota wait already.
+            if not done and self.clock.now() >= self._pause_end:
                 estimate = getattr(self.limiter, "next_send_in", lambda: None)()
                 rate = getattr(self.limiter, "requests_per_minute", None)
                 await self._emit(self.hooks.pacing(estimate, rate))

@@ -35,3 +35,13 @@ async def test_the_limiter_tells_when_the_next_request_may_go():
     await limiter.acquire()
     await limiter.acquire()
     assert limiter.next_send_in() == pytest.approx(60.0)
+
+
+async def test_a_quota_pause_is_announced_as_a_quota_wait_not_as_pacing():
+    from generation.providers.base import QuotaError
+
+    hooks = RecordingHooks()
+    provider = ScriptedProvider({"Scene 1: a lighthouse at dusk": [QuotaError("slow down", retry_after=20)]})
+    result = await make_scheduler(provider, hooks).run(make_jobs(2))
+    assert len(result.succeeded) == 2
+    assert len(hooks.of("quota_wait")) == 1 and hooks.of("pacing") == []
