@@ -29,7 +29,7 @@ def project_group(project_id: int) -> str:
 # Events of a project are coalesced into one group message per interval: with many watchers, a message
 # per event costs every watcher a dispatch and a WebSocket frame, which slowed runs and delayed events by
 # seconds (bench/live.py). The interval is the latency a watcher pays for that.
-BATCH_SECONDS = 0.05
+BATCH_SECONDS = 0.025
 # Nothing may trail the end of a run, and the process may exit right after it (manage.py generate).
 FLUSH_AT_ONCE = {"run.stopping", "run.finished"}
 
