@@ -44,6 +44,8 @@ class BatchRun(models.Model):
     quota_wait_seconds = models.FloatField(default=0)
     reason = models.TextField(blank=True)
     summary = models.CharField(max_length=200, blank=True)
+    # While the run waits for quota: when dispatch resumes, so a page loaded mid-wait can count down.
+    quota_resume_at = models.DateTimeField(null=True, blank=True)
     stop_requested = models.BooleanField(default=False)
     # Which worker holds the run and when it last said so: a stale heartbeat lets another worker take over.
     owner = models.CharField(max_length=100, blank=True)

@@ -15,7 +15,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -272,8 +272,10 @@ class RunRecorder(Hooks):
         return True
 
     async def quota_wait(self, seconds: float, until: float, wait_no: int, error: QuotaError) -> None:
-        await database_sync_to_async(self._set_status)(BatchRun.Status.WAITING_QUOTA)
         resume_at = timezone.now() + timedelta(seconds=seconds)
+        await database_sync_to_async(self._set_status)(
+            BatchRun.Status.WAITING_QUOTA, quota_resume_at=resume_at
+        )
         await self.publish(
             "run.quota_wait",
             seconds=round(seconds, 1),
@@ -297,9 +299,13 @@ class RunRecorder(Hooks):
         # No fixed count caps quota waits, the total wait budget does: this is how many default waits fit.
         return max(1, round(self.config.quota_wait_max_total / self.config.quota_wait_default))
 
-    def _set_status(self, status: str) -> None:
+    def _set_status(self, status: str, *, quota_resume_at: datetime | None = None) -> None:
+        fields: dict[str, Any] = {"status": status}
+        # Still waiting without a new end time: the stored one stands; running again: it is cleared.
+        if status != BatchRun.Status.WAITING_QUOTA or quota_resume_at is not None:
+            fields["quota_resume_at"] = quota_resume_at
         self._ours().filter(status__in=BatchRun.ACTIVE).exclude(status=BatchRun.Status.STOPPING).update(
-            status=status
+            **fields
         )
 
     async def run_stopping(self, reason: StopReason, message: str) -> None:

@@ -30,6 +30,9 @@ def run_payload(run: BatchRun) -> dict[str, Any]:
         "created": run.created.isoformat(),
         "started": run.started.isoformat() if run.started else None,
         "finished": run.finished.isoformat() if run.finished else None,
+        "quota_resume_at": run.quota_resume_at.isoformat()
+        if run.quota_resume_at and run.status == BatchRun.Status.WAITING_QUOTA
+        else None,
     }
 
 

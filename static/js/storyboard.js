@@ -99,6 +99,11 @@
       `${run.retries} retries · ${fmtSeconds(run.quota_wait_seconds)} waiting for quota`;
     setButtons(run);
     if (!run.active) hideBanner();
+    else if (run.quota_resume_at && $("quota-banner").hidden) {
+      // Loaded or reconnected in the middle of a quota wait: the snapshot says when it ends.
+      const seconds = (new Date(run.quota_resume_at) - Date.now()) / 1000;
+      if (seconds > 0) showBanner(seconds, (left) => `Quota limit - waiting ${left} s`);
+    }
   }
 
   function setButtons(run) {

@@ -204,6 +204,9 @@ def test_a_quota_wait_shows_a_countdown_banner(quota_studio, open_project, artif
     )
     owner.screenshot(path=artifacts / "quota-banner.png")
 
+    owner.reload()  # mid-wait: the snapshot says when the wait ends, so the countdown comes back
+    expect(banner).to_have_text(re.compile(r"^Quota limit - waiting \d+ s"))
+
     owner.click("#btn-stop")  # a stop ends the wait at once; nobody has to sit through it
     wait_finished(owner, "stopped")
     expect(banner).to_be_hidden()

@@ -281,3 +281,31 @@ def test_the_summary_message_has_the_product_owners_three_shapes(counts, message
     total, succeeded, failed, skipped = counts
     run = BatchRun(total=total, succeeded=succeeded, failed=failed, skipped=skipped)
     assert run.summary_message() == message
+
+
+async def test_the_snapshot_says_when_a_quota_wait_ends_until_the_run_runs_again(story):
+    from generation.engine.clock import LoopClock
+    from generation.engine.config import EngineConfig
+    from generation.engine.jobs import Progress
+    from generation.providers.base import QuotaError
+    from generation.runner import RunRecorder
+    from generation.selectors import project_snapshot
+
+    project, *_ = story
+    run = await database_sync_to_async(BatchRun.objects.create)(
+        project=project, provider="sketch", status="running", owner="w"
+    )
+    recorder = RunRecorder(run, worker="w", config=EngineConfig(), clock=LoopClock())
+
+    async def snapshot_run():
+        return (await database_sync_to_async(project_snapshot)(project_id=project.pk))["run"]
+
+    await recorder.quota_wait(15.0, 0.0, 1, QuotaError("slow down", retry_after=15))
+    waiting = await snapshot_run()
+    assert waiting["status"] == "waiting_quota" and waiting["quota_resume_at"]
+    paused = Progress(6, 0, 0, 0, 6, 5, 1, 0, 1, 1.0, None, paused_until=20.0)
+    await database_sync_to_async(recorder._write_progress)(paused)
+    assert (await snapshot_run())["quota_resume_at"] == waiting["quota_resume_at"]
+    running = Progress(6, 1, 0, 1, 5, 5, 2, 0, 1, 2.0, 10.0, paused_until=None)
+    await database_sync_to_async(recorder._write_progress)(running)
+    assert (await snapshot_run())["quota_resume_at"] is None
