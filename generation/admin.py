@@ -19,20 +19,24 @@ class ReadOnlyAdmin(MemberScopedAdmin):
         return False
 
 
+# What an attempt is, in the run's inline and in the attempts list alike.
+ATTEMPT_COLUMNS = [
+    "scene",
+    "character",
+    "number",
+    "status",
+    "error_kind",
+    "http_status",
+    "provider",
+    "model",
+    "latency_ms",
+    "started",
+]
+
+
 class AttemptInline(ReadOnlyInline):
     model = GenerationAttempt
-    fields = [
-        "scene",
-        "character",
-        "number",
-        "status",
-        "error_kind",
-        "http_status",
-        "provider",
-        "model",
-        "latency_ms",
-        "started",
-    ]
+    fields = ATTEMPT_COLUMNS
 
 
 @admin.register(BatchRun)
@@ -67,20 +71,7 @@ class BatchRunAdmin(ReadOnlyAdmin):
 @admin.register(GenerationAttempt)
 class GenerationAttemptAdmin(ReadOnlyAdmin):
     membership_path = "run__project__memberships__user"
-    list_display = [
-        "id",
-        "run",
-        "scene",
-        "character",
-        "number",
-        "status",
-        "error_kind",
-        "http_status",
-        "provider",
-        "model",
-        "latency_ms",
-        "started",
-    ]
+    list_display = ["id", "run", *ATTEMPT_COLUMNS]
     list_filter = ["status", "error_kind", "provider", "http_status"]
     list_select_related = ["run", "scene", "character"]
     search_fields = ["error_message"]
