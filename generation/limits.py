@@ -10,7 +10,7 @@ from django.conf import settings
 
 from generation.engine.clock import LoopClock
 from generation.engine.config import EngineConfig
-from generation.engine.limiter import Limiter, SlidingWindowLimiter, make_limiter
+from generation.engine.limiter import Limiter, make_limiter
 from generation.providers.base import Provider
 from generation.redis_limiter import RedisLimiter
 
@@ -31,6 +31,4 @@ def _make(credential: str, config: EngineConfig) -> Limiter:
         return RedisLimiter(
             settings.REDIS_URL, credential, config.requests_per_minute, window=window, burst=burst
         )
-    if config.limiter == "window":
-        return SlidingWindowLimiter(LoopClock(), config.requests_per_minute, window=window)
-    return make_limiter(config, LoopClock())
+    return make_limiter(config, LoopClock(), window=window)

@@ -136,7 +136,9 @@ class TokenBucketLimiter(_LocalLimiter):
         super()._set_rate(requests_per_minute)
 
 
-def make_limiter(config: EngineConfig, clock: Clock) -> SlidingWindowLimiter | TokenBucketLimiter:
+def make_limiter(
+    config: EngineConfig, clock: Clock, *, window: float = WINDOW_SECONDS
+) -> SlidingWindowLimiter | TokenBucketLimiter:
     if config.limiter == "bucket":
         return TokenBucketLimiter(clock, config.requests_per_minute, burst=config.bucket_burst or 1)
-    return SlidingWindowLimiter(clock, config.requests_per_minute)
+    return SlidingWindowLimiter(clock, config.requests_per_minute, window=window)
