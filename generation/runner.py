@@ -37,7 +37,7 @@ from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from generation.providers.base import ImageRequest, ImageResult, ProviderError, QuotaError, Reference
 from generation.realtime import send_event
 from generation.selectors import run_payload
-from generation.services import LEASE_SECONDS, claimable_scenes, scene_version_add
+from generation.services import LEASE_SECONDS, claimable_scenes, run_release_scenes, scene_version_add
 from projects.models import Character, Scene, character_reference_path, scene_image_path
 
 logger = logging.getLogger("generation.runner")
@@ -568,11 +568,9 @@ class RunExecution:
                 error_kind="interrupted",
                 error_message="Sent by a worker that had lost the run to another",
             )
-            unfinished = [*result.interrupted, *result.not_attempted]
-            Scene.objects.filter(pk__in=unfinished, status=Scene.Status.GENERATING).update(
-                status=Scene.Status.PENDING
-            )
-            Scene.objects.filter(claimed_by=run.pk).update(claimed_by=None)
+            # The scenes still claimed are exactly the interrupted and never-attempted ones: a scene that
+            # succeeded or failed gave its claim up in the hook that recorded it.
+            run_release_scenes(run_id=run.pk)
         logger.info("Run %s %s: %s", run.pk, run.status, run.summary)
         return True
 

@@ -212,9 +212,7 @@ def _run_requeue(*, run_id: int, previous: str, now) -> None:
         error_kind="interrupted",
         error_message=f"Worker {previous} stopped renewing its lease; another worker took the run over",
     )
-    requeued = Scene.objects.filter(claimed_by=run_id, status=Scene.Status.GENERATING).update(
-        status=Scene.Status.PENDING, updated=now
-    )
+    requeued = _requeue_generating(run_id=run_id)
     logger.warning(
         "Took run %s over from %s: %d attempt(s) interrupted, %d scene(s) requeued",
         run_id,
@@ -250,10 +248,20 @@ def run_fail(*, run_id: int, reason: str, worker: str | None = None) -> None:
         run.status, run.reason, run.finished = BatchRun.Status.FAILED, reason, timezone.now()
         run.summary = run.summary_message()
         run.save()
-        Scene.objects.filter(claimed_by=run_id, status=Scene.Status.GENERATING).update(
-            status=Scene.Status.PENDING
-        )
-        Scene.objects.filter(claimed_by=run_id).update(claimed_by=None)
+        run_release_scenes(run_id=run_id)
+
+
+def _requeue_generating(*, run_id: int) -> int:
+    """Scenes the run left mid-generation go back to pending; their requests will never be answered."""
+    return Scene.objects.filter(claimed_by=run_id, status=Scene.Status.GENERATING).update(
+        status=Scene.Status.PENDING, updated=timezone.now()
+    )
+
+
+def run_release_scenes(*, run_id: int) -> None:
+    """A run ended: requeue what it left mid-generation, and let go of every scene it still claims."""
+    _requeue_generating(run_id=run_id)
+    Scene.objects.filter(claimed_by=run_id).update(claimed_by=None)
 
 
 def perform_action(*, project_id: int, user, action: str, scene_id: int | None = None) -> dict:
