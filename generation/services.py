@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,13 +13,15 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from generation.engine.config import EngineConfig
 from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from generation.realtime import stop_worker, wake_worker
+from projects.access import membership_for
 from projects.images import thumbnail_path
-from projects.models import Character, Project, Scene
+from projects.models import Character, Project, Role, Scene
 
 logger = logging.getLogger("generation.services")
 
@@ -264,23 +267,30 @@ def run_release_scenes(*, run_id: int) -> None:
     Scene.objects.filter(claimed_by=run_id).update(claimed_by=None)
 
 
-def perform_action(*, project_id: int, user, action: str, scene_id: int | None = None) -> dict:
-    """One entry for start / stop / retry from a socket or a form. Raises RunRefused with the reason."""
-    from projects.access import project_for_user
-    from projects.models import Role
+@dataclass(frozen=True)
+class ActionDone:
+    """What a socket or form action did: the run it started, stopped or found already active."""
 
-    project, _ = project_for_user(user, project_id, needs=Role.EDITOR)
+    action: str
+    run: BatchRun
+    created: bool
+
+
+def perform_action(*, project_id: int, user, action: str, scene_id: int | None = None) -> ActionDone:
+    """One entry for start / stop / retry from a socket or a form, for editors and owners.
+
+    Raises what membership_for raises, Http404 for a scene not in the project, RunRefused with the reason.
+    """
+    project = membership_for(user=user, project_id=project_id, needs=Role.EDITOR).project
     if action == "stop":
         run = active_run(project)
         if run is None:
             raise RunRefused("No run is active.")
-        return {"type": "ack", "action": action, "run": run_stop(run=run).pk}
+        return ActionDone(action, run_stop(run=run), created=False)
     if action == "start_characters":
         run, created = character_run_start(project=project, user=user)
     elif action == "retry":
-        scene = project.scenes.filter(pk=scene_id).first()
-        if scene is None:
-            raise RunRefused("No such scene.")
+        scene = get_object_or_404(project.scenes, pk=scene_id)
         run, created = run_start(
             project=project, user=user, scene_ids=[scene.pk], regenerate=scene.has_image()
         )
@@ -291,7 +301,7 @@ def perform_action(*, project_id: int, user, action: str, scene_id: int | None =
         run, created = run_start(project=project, user=user, scene_ids=failed)
     else:
         run, created = run_start(project=project, user=user)
-    return {"type": "ack", "action": action, "run": run.pk, "created": created}
+    return ActionDone(action, run, created)
 
 
 def scene_version_add(

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from generation import selectors
 from generation.models import SceneVersion
 from generation.services import RunRefused, perform_action, scene_version_make_current
-from projects.access import project_for_user
+from projects.access import membership_for
 from projects.models import Role
 from projects.views import send_image
 
@@ -28,12 +28,12 @@ ACTION_MESSAGES = {
 @require_POST
 def run_action(request: HttpRequest, project_id: int, action: str) -> HttpResponse:
     """The form (no-JavaScript) twin of the socket actions; both call the same service."""
-    project, _ = project_for_user(request.user, project_id, needs=Role.EDITOR)
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
     if action not in ACTION_MESSAGES:
         raise Http404("No such action")
     scene = request.POST.get("scene")
     try:
-        reply = perform_action(
+        done = perform_action(
             project_id=project.pk, user=request.user, action=action, scene_id=int(scene) if scene else None
         )
     except RunRefused as exc:
@@ -41,9 +41,8 @@ def run_action(request: HttpRequest, project_id: int, action: str) -> HttpRespon
         if exc.missing:
             request.session["missing_references"] = [c.name for c in exc.missing]
     else:
-        text = (
-            ACTION_MESSAGES[action] if reply.get("created", True) else "A run is already active; showing it."
-        )
+        fresh = done.created or action == "stop"
+        text = ACTION_MESSAGES[action] if fresh else "A run is already active; showing it."
         messages.success(request, text)
     return redirect(project)
 
@@ -51,13 +50,13 @@ def run_action(request: HttpRequest, project_id: int, action: str) -> HttpRespon
 @login_required
 def project_status(request: HttpRequest, project_id: int) -> JsonResponse:
     """The same snapshot the socket sends on connect, for polling clients."""
-    project, _ = project_for_user(request.user, project_id)
+    project = membership_for(user=request.user, project_id=project_id).project
     return JsonResponse(selectors.project_snapshot(project_id=project.pk))
 
 
 @login_required
 def version_image(request: HttpRequest, project_id: int, scene_id: int, version_id: int) -> FileResponse:
-    project, _ = project_for_user(request.user, project_id)
+    project = membership_for(user=request.user, project_id=project_id).project
     version = get_object_or_404(SceneVersion, pk=version_id, scene_id=scene_id, scene__project=project)
     return send_image(Path(version.image.path), thumb="thumb" in request.GET)
 
@@ -67,7 +66,7 @@ def version_image(request: HttpRequest, project_id: int, scene_id: int, version_
 def version_make_current(
     request: HttpRequest, project_id: int, scene_id: int, version_id: int
 ) -> HttpResponse:
-    project, _ = project_for_user(request.user, project_id, needs=Role.EDITOR)
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
     version = get_object_or_404(SceneVersion, pk=version_id, scene_id=scene_id, scene__project=project)
     scene_version_make_current(version=version)
     messages.success(request, f"Scene {version.scene.position} shows version {version.number} again.")

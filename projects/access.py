@@ -1,20 +1,44 @@
-"""The one access helper every project view and consumer goes through."""
+"""The one access helper every page, download, consumer, admin form and service goes through."""
 
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import Http404
 
-from projects.models import Membership, Project, Role
+from projects.models import ROLE_RANK, Membership, Project, Role
 
 
-def project_for_user(user, project_id: int, *, needs: str = Role.VIEWER) -> tuple[Project, Membership]:
-    """The project and the user's membership; 404 for non-members (no existence leak), 403 for a weak role."""
-    if not user.is_authenticated:
-        raise Http404("No such project")
-    membership = Membership.objects.select_related("project").filter(project_id=project_id, user=user).first()
+def membership_for(*, user, project_id: int, needs: str = Role.VIEWER) -> Membership:
+    """The user's membership of the project, its project loaded.
+
+    Http404 for anonymous users and non-members (a project they cannot see does not exist for them),
+    PermissionDenied for a member whose role is below `needs`.
+    """
+    membership = None
+    if user is not None and user.is_authenticated:
+        membership = (
+            Membership.objects.select_related("project").filter(project_id=project_id, user=user).first()
+        )
     if membership is None:
         raise Http404("No such project")
     if not membership.allows(needs):
         raise PermissionDenied(f"Your role ({membership.role}) cannot do this.")
-    return membership.project, membership
+    return membership
+
+
+def has_role(*, user, project_id: int, needs: str = Role.VIEWER) -> bool:
+    """membership_for as a yes or no, for sockets and the admin, which answer in their own way."""
+    try:
+        membership_for(user=user, project_id=project_id, needs=needs)
+    except (Http404, PermissionDenied):
+        return False
+    return True
+
+
+def projects_for(*, user, needs: str = Role.VIEWER) -> QuerySet[Project]:
+    """Every project in which the user has at least the role `needs`: the choices the admin offers."""
+    if user is None or not user.is_authenticated:
+        return Project.objects.none()
+    roles = [role for role, rank in ROLE_RANK.items() if rank >= ROLE_RANK[needs]]
+    return Project.objects.filter(memberships__user=user, memberships__role__in=roles).distinct()

@@ -12,12 +12,12 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 
 from projects import export
-from projects.access import project_for_user
+from projects.access import membership_for
 
 
 @login_required
 def project_export_zip(request: HttpRequest, project_id: int) -> HttpResponse:
-    project, _ = project_for_user(request.user, project_id)
+    project = membership_for(user=request.user, project_id=project_id).project
     try:
         archive = export.project_zip(project=project)
     except export.NothingToExport as exc:
@@ -31,7 +31,7 @@ def project_export_zip(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 def project_contact_sheet(request: HttpRequest, project_id: int) -> HttpResponse:
-    project, _ = project_for_user(request.user, project_id)
+    project = membership_for(user=request.user, project_id=project_id).project
     try:
         sheet = export.project_contact_sheet(project=project)
     except export.NothingToExport as exc:

@@ -49,12 +49,6 @@ class Project(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("project_detail", args=[self.pk])
 
-    def role_for(self, user) -> str | None:
-        if not user.is_authenticated:
-            return None
-        membership = self.memberships.filter(user=user).only("role").first()
-        return membership.role if membership else None
-
     def next_position(self) -> int:
         last = self.scenes.aggregate(m=models.Max("position"))["m"]
         return (last or 0) + 1

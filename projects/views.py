@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from generation.selectors import latest_run, project_snapshot
 from generation.services import missing_references
 from projects import services
-from projects.access import project_for_user
+from projects.access import membership_for
 from projects.forms import (
     CharacterForm,
     MemberAddForm,
@@ -53,7 +53,8 @@ def project_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
-    project, membership = project_for_user(request.user, project_id)
+    membership = membership_for(user=request.user, project_id=project_id)
+    project = membership.project
     scenes = project.scenes.prefetch_related(
         Prefetch("characters", queryset=Character.objects.order_by("name"))
     )
@@ -74,7 +75,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 def project_edit(request: HttpRequest, project_id: int) -> HttpResponse:
-    project, _ = project_for_user(request.user, project_id, needs=Role.OWNER)
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.OWNER).project
     form = ProjectSettingsForm(request.POST or None, instance=project)
     if request.method == "POST" and form.is_valid():
         form.save()
@@ -85,7 +86,7 @@ def project_edit(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 def project_delete(request: HttpRequest, project_id: int) -> HttpResponse:
-    project, _ = project_for_user(request.user, project_id, needs=Role.OWNER)
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.OWNER).project
     if request.method == "POST":
         title = project.title
         project.delete()
@@ -96,7 +97,7 @@ def project_delete(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 def scene_create(request: HttpRequest, project_id: int) -> HttpResponse:
-    project, _ = project_for_user(request.user, project_id, needs=Role.EDITOR)
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
     form = SceneForm(request.POST or None, project=project)
     if request.method == "POST" and form.is_valid():
         scene = services.scene_create(
@@ -111,7 +112,7 @@ def scene_create(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 def scene_edit(request: HttpRequest, project_id: int, scene_id: int) -> HttpResponse:
-    project, _ = project_for_user(request.user, project_id, needs=Role.EDITOR)
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
     scene = get_object_or_404(Scene, pk=scene_id, project=project)
     form = SceneForm(request.POST or None, instance=scene, project=project)
     if request.method == "POST" and form.is_valid():
@@ -127,7 +128,7 @@ def scene_edit(request: HttpRequest, project_id: int, scene_id: int) -> HttpResp
 @login_required
 @require_POST
 def scene_delete(request: HttpRequest, project_id: int, scene_id: int) -> HttpResponse:
-    project, _ = project_for_user(request.user, project_id, needs=Role.EDITOR)
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
     scene = get_object_or_404(Scene, pk=scene_id, project=project)
     services.scene_delete(scene=scene)
     messages.success(request, "Scene deleted; the scenes after it moved up.")
@@ -137,7 +138,7 @@ def scene_delete(request: HttpRequest, project_id: int, scene_id: int) -> HttpRe
 @login_required
 @require_POST
 def scene_move(request: HttpRequest, project_id: int, scene_id: int) -> HttpResponse:
-    project, _ = project_for_user(request.user, project_id, needs=Role.EDITOR)
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
     scene = get_object_or_404(Scene, pk=scene_id, project=project)
     try:
         target = int(request.POST.get("to", ""))
@@ -150,7 +151,7 @@ def scene_move(request: HttpRequest, project_id: int, scene_id: int) -> HttpResp
 
 @login_required
 def story_import(request: HttpRequest, project_id: int) -> HttpResponse:
-    project, _ = project_for_user(request.user, project_id, needs=Role.EDITOR)
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
     form = StoryImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -173,7 +174,7 @@ def story_import(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def characters_link(request: HttpRequest, project_id: int) -> HttpResponse:
-    project, _ = project_for_user(request.user, project_id, needs=Role.EDITOR)
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
     added = services.project_link_characters(project=project)
     messages.success(request, f"Linked {added} character appearances found in the prompts.")
     return redirect(project)
@@ -181,7 +182,8 @@ def characters_link(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 def character_list(request: HttpRequest, project_id: int) -> HttpResponse:
-    project, membership = project_for_user(request.user, project_id)
+    membership = membership_for(user=request.user, project_id=project_id)
+    project = membership.project
     characters = project.characters.annotate(scene_count=Count("scenes"))
     context = {"project": project, "characters": characters, "can_edit": membership.allows(Role.EDITOR)}
     return render(request, "projects/character_list.html", context)
@@ -189,7 +191,7 @@ def character_list(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 def character_edit(request: HttpRequest, project_id: int, character_id: int | None = None) -> HttpResponse:
-    project, _ = project_for_user(request.user, project_id, needs=Role.EDITOR)
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
     character = get_object_or_404(Character, pk=character_id, project=project) if character_id else None
     form = CharacterForm(request.POST or None, request.FILES or None, instance=character, project=project)
     if request.method == "POST" and form.is_valid():
@@ -212,7 +214,7 @@ def character_edit(request: HttpRequest, project_id: int, character_id: int | No
 @login_required
 @require_POST
 def character_delete(request: HttpRequest, project_id: int, character_id: int) -> HttpResponse:
-    project, _ = project_for_user(request.user, project_id, needs=Role.EDITOR)
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
     character = get_object_or_404(Character, pk=character_id, project=project)
     character.delete()
     messages.success(request, f"Deleted {character.name}.")
@@ -221,7 +223,8 @@ def character_delete(request: HttpRequest, project_id: int, character_id: int) -
 
 @login_required
 def member_list(request: HttpRequest, project_id: int) -> HttpResponse:
-    project, membership = project_for_user(request.user, project_id)
+    membership = membership_for(user=request.user, project_id=project_id)
+    project = membership.project
     is_owner = membership.allows(Role.OWNER)
     form = MemberAddForm(request.POST or None)
     if request.method == "POST":
@@ -249,7 +252,7 @@ def member_list(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def member_update(request: HttpRequest, project_id: int, member_id: int) -> HttpResponse:
-    project, _ = project_for_user(request.user, project_id, needs=Role.OWNER)
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.OWNER).project
     membership = get_object_or_404(Membership, pk=member_id, project=project)
     try:
         if request.POST.get("action") == "remove":
@@ -279,7 +282,7 @@ def send_image(path: Path, *, thumb: bool) -> FileResponse:
 
 @login_required
 def scene_image(request: HttpRequest, project_id: int, scene_id: int) -> FileResponse:
-    project, _ = project_for_user(request.user, project_id)
+    project = membership_for(user=request.user, project_id=project_id).project
     scene = get_object_or_404(Scene, pk=scene_id, project=project)
     if not scene.image:
         raise Http404("This scene has no image yet")
@@ -288,7 +291,7 @@ def scene_image(request: HttpRequest, project_id: int, scene_id: int) -> FileRes
 
 @login_required
 def character_reference(request: HttpRequest, project_id: int, character_id: int) -> FileResponse:
-    project, _ = project_for_user(request.user, project_id)
+    project = membership_for(user=request.user, project_id=project_id).project
     character = get_object_or_404(Character, pk=character_id, project=project)
     if not character.reference:
         raise Http404("This character has no reference image")
