@@ -5,3 +5,6 @@ from django.apps import AppConfig
 
 class GenerationConfig(AppConfig):
     name = "generation"
+
+    def ready(self) -> None:
+        from generation import signals  # noqa: F401  (connects the receivers)

@@ -4,6 +4,10 @@ Watchers receive {"type": "batch", "events": [...]} messages. Vocabulary of the 
 `run`, a per-run `seq` and `ts`, the server's send time; a client seeing a gap asks for a snapshot):
 run.started, scene.started, scene.succeeded, scene.failed, scene.skipped, run.progress,
 run.quota_wait, run.pacing (waiting for the limiter, no error), run.stopping, run.finished.
+
+Every socket also joins its user's group, which carries access notices rather than events:
+membership.changed (`project`: the user's role there changed or ended) and session.ended (`session`: the
+session key that logged out). The socket closes on them; the page reconnects if it still may.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ WORKER_CHANNEL = "scene-generation"
 
 def project_group(project_id: int) -> str:
     return f"project-{project_id}"
+
+
+def user_group(user_id: int) -> str:
+    return f"user-{user_id}"
 
 
 # Events of a project are coalesced into one group message per interval: with many watchers, a message
@@ -81,6 +89,17 @@ async def _group_send(project_id: int, events: list[dict[str, Any]]) -> None:
         await layer.group_send(project_group(project_id), {"type": "generation.batch", "text": text})
     except Exception:  # a lost event is recoverable (clients resync); a crashed run is not
         logger.exception("Could not send %d events for project %s", len(events), project_id)
+
+
+async def notify_user(user_id: int, notice: dict[str, Any]) -> None:
+    """Send an access notice (type membership.changed or session.ended) to every socket of the user."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_send(user_group(user_id), notice)
+    except Exception:  # every socket action re-checks access, so a lost notice only delays the close
+        logger.warning("Could not send %s to user %s", notice.get("type"), user_id, exc_info=True)
 
 
 async def wake_worker(run_id: int) -> None:
