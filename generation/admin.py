@@ -57,7 +57,8 @@ class BatchRunAdmin(ReadOnlyAdmin):
         "requested_by",
         "created",
     ]
-    list_filter = ["status", "kind", "provider", "project"]
+    # Only the projects the user sees: the plain filter would list every project's title.
+    list_filter = ["status", "kind", "provider", ("project", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["project", "requested_by"]
     search_fields = ["project__title", "reason"]
     inlines = [AttemptInline]

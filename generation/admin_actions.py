@@ -6,7 +6,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from generation.services import RunRefused, run_start
-from projects.models import Membership, Role, Scene
+from projects.access import admin_allows
+from projects.models import Role, Scene
 
 
 def retry_scenes(*, user, scenes: Iterable[Scene]) -> tuple[int, list[str]]:
@@ -17,7 +18,7 @@ def retry_scenes(*, user, scenes: Iterable[Scene]) -> tuple[int, list[str]]:
     queued, refusals = 0, []
     for scenes_of_project in by_project.values():
         project = scenes_of_project[0].project
-        if not _may_generate(user, project.pk):
+        if not admin_allows(user=user, project_id=project.pk, needs=Role.EDITOR):
             refusals.append(f"{project}: you are not an editor or owner of this project.")
             continue
         try:
@@ -32,10 +33,3 @@ def retry_scenes(*, user, scenes: Iterable[Scene]) -> tuple[int, list[str]]:
             continue
         queued += run.total
     return queued, refusals
-
-
-def _may_generate(user, project_id: int) -> bool:
-    if user.is_superuser:
-        return True
-    role = Membership.objects.filter(project_id=project_id, user=user).values_list("role", flat=True).first()
-    return role in (Role.EDITOR, Role.OWNER)

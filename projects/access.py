@@ -42,3 +42,13 @@ def projects_for(*, user, needs: str = Role.VIEWER) -> QuerySet[Project]:
         return Project.objects.none()
     roles = [role for role, rank in ROLE_RANK.items() if rank >= ROLE_RANK[needs]]
     return Project.objects.filter(memberships__user=user, memberships__role__in=roles).distinct()
+
+
+def admin_allows(*, user, project_id: int, needs: str = Role.VIEWER) -> bool:
+    """The admin's rule: superusers may do anything; other staff what their role in the project allows."""
+    return bool(user.is_superuser) or has_role(user=user, project_id=project_id, needs=needs)
+
+
+def admin_projects(*, user, needs: str = Role.VIEWER) -> QuerySet[Project]:
+    """The projects the admin lets the user act on with the role `needs`."""
+    return Project.objects.all() if user.is_superuser else projects_for(user=user, needs=needs)
