@@ -71,7 +71,7 @@ class BatchRunAdmin(ReadOnlyAdmin):
 
 @admin.register(GenerationAttempt)
 class GenerationAttemptAdmin(ReadOnlyAdmin):
-    membership_path = "run__project__memberships__user"
+    project_path = "run__project"
     list_display = ["id", "run", *ATTEMPT_COLUMNS]
     list_filter = ["status", "error_kind", "provider", "http_status"]
     list_select_related = ["run", "scene", "character"]
@@ -80,7 +80,7 @@ class GenerationAttemptAdmin(ReadOnlyAdmin):
 
 @admin.register(SceneVersion)
 class SceneVersionAdmin(ReadOnlyAdmin):
-    membership_path = "scene__project__memberships__user"
+    project_path = "scene__project"
     list_display = ["scene", "number", "provider", "model", "seed", "attempts", "created"]
     list_filter = ["provider"]
     list_select_related = ["scene"]

@@ -23,14 +23,14 @@ from projects.models import Character, Membership, Project, Role, Scene
 class MemberScopedAdmin(admin.ModelAdmin):
     """Lists and pages hold only the user's projects; changes need `change_role` in the object's project."""
 
-    membership_path = "project__memberships__user"
+    project_path = "project"  # from the model to its project, for the lookup that scopes every list
     change_role = Role.EDITOR
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
         if request.user.is_superuser:
             return queryset
-        return queryset.filter(**{self.membership_path: request.user}).distinct()
+        return queryset.filter(**{f"{self.project_path}__in": admin_projects(user=request.user)})
 
     def project_id_of(self, obj) -> int:
         return obj.project_id
@@ -137,7 +137,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(MemberScopedAdmin):
-    membership_path = "memberships__user"
+    project_path = "pk"
     change_role = Role.OWNER
     list_display = ["title", "created_by", "provider", "created", "updated"]
     search_fields = ["title", "description"]

@@ -305,3 +305,29 @@ def test_a_duplicate_character_name_in_the_project_is_still_a_form_error(client,
     data = {**form_data(client.get(url)), "name": "Alpha hero"}
     response = client.post(url, data)
     assert response.status_code == 200 and response.context["adminform"].form.errors
+
+
+@pytest.mark.parametrize(
+    ("name", "project_of"),
+    [
+        ("admin:projects_project_changelist", "pk"),
+        ("admin:projects_scene_changelist", "project_id"),
+        ("admin:projects_character_changelist", "project_id"),
+        ("admin:generation_batchrun_changelist", "project_id"),
+        ("admin:generation_generationattempt_changelist", "run__project_id"),
+        ("admin:generation_sceneversion_changelist", "scene__project_id"),
+    ],
+)
+def test_every_list_holds_only_the_users_projects(client, sam, world, name, project_of):
+    from generation.models import GenerationAttempt, SceneVersion
+
+    Membership.objects.filter(project=world["c"], user=sam).delete()
+    for project, scene in ((world["a"], world["a_scene"]), (world["b"], world["b_scene"])):
+        run = BatchRun.objects.create(project=project, provider="sketch", status="completed")
+        GenerationAttempt.objects.create(
+            run=run, scene=scene, number=1, provider="sketch", started=run.created
+        )
+        SceneVersion.objects.create(scene=scene, number=1, image=f"projects/{project.pk}/v.png")
+    as_member(client, sam, world["a"], Role.VIEWER)
+    shown = client.get(reverse(name)).context["cl"].queryset
+    assert set(shown.values_list(project_of, flat=True)) == {world["a"].pk}
