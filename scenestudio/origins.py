@@ -43,8 +43,21 @@ def origin_allowed(scope: dict) -> bool:
     allowed_hosts = settings.ALLOWED_HOSTS or (DEBUG_HOSTS if settings.DEBUG else [])
     if not domain or not validate_host(domain, allowed_hosts):
         return False
-    scheme = "https" if scope.get("scheme") == "wss" else "http"
-    return origin == _origin(f"{scheme}://{host}")
+    return origin == _origin(f"{_scheme(scope, headers)}://{host}")
+
+
+def _scheme(scope: dict, headers: dict[bytes, str]) -> str:
+    """The page's scheme as the HTTP side would see it: wss, or the proxy's header Django is told to trust."""
+    if scope.get("scheme") in ("wss", "https"):
+        return "https"
+    # Daphne leaves "scheme" out of WebSocket scopes, so behind a TLS proxy this header is all there is.
+    proxy_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if proxy_header:
+        name, secure_value = proxy_header
+        name = name.removeprefix("HTTP_").replace("_", "-").lower().encode("latin1")
+        if headers.get(name, "").split(",")[0].strip() == secure_value:
+            return "https"
+    return "http"
 
 
 def _origin(text: str) -> tuple[str, str, int] | None:

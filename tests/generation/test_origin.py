@@ -18,7 +18,7 @@ def hosts(settings):
     settings.CSRF_TRUSTED_ORIGINS = ["https://studio.example.com", "https://*.trusted.example"]
 
 
-async def handshake(team, *, host: str, origin: str | None, scheme: str = "ws") -> bool:
+async def handshake(team, *, host: str, origin: str | None, scheme: str = "ws", extra=()) -> bool:
     client = Client()
     await database_sync_to_async(client.force_login)(team.viewer)
     headers = [
@@ -27,6 +27,7 @@ async def handshake(team, *, host: str, origin: str | None, scheme: str = "ws") 
     ]
     if origin is not None:
         headers.append((b"origin", origin.encode()))
+    headers.extend(extra)
     communicator = WebsocketCommunicator(application, f"/ws/projects/{team.project.pk}/", headers=headers)
     communicator.scope["scheme"] = scheme
     try:
@@ -73,3 +74,12 @@ async def test_the_same_origin_or_a_trusted_one_may_connect(hosts, team, scheme,
 )
 async def test_any_other_origin_is_refused(hosts, team, scheme, host, origin):
     assert not await handshake(team, host=host, origin=origin, scheme=scheme)
+
+
+@pytest.mark.parametrize(("trusted", "allowed"), [(True, True), (False, False)])
+async def test_a_tls_proxys_header_counts_only_when_django_is_told_to_trust_it(
+    hosts, settings, team, trusted, allowed
+):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if trusted else None
+    forwarded = [(b"x-forwarded-proto", b"https")]
+    assert await handshake(team, host="localhost", origin="https://localhost", extra=forwarded) is allowed
