@@ -104,11 +104,21 @@ class SceneAttemptInline(ReadOnlyInline):
     ordering = ["-started"]
 
 
+class MembershipFormSet(forms.BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        kept = [f.cleaned_data for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
+        # As on the members page: nobody could manage a project left without an owner.
+        if self.instance.pk and not any(data.get("role") == Role.OWNER for data in kept):
+            raise ValidationError("A project needs at least one owner.")
+
+
 class MembershipInline(admin.TabularInline):
     """Only owners (and superusers) change who is in a project; the users offered are members of the
     user's own projects, not every account."""
 
     model = Membership
+    formset = MembershipFormSet
     extra = 1
 
     def get_autocomplete_fields(self, request):

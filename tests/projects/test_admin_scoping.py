@@ -331,3 +331,17 @@ def test_every_list_holds_only_the_users_projects(client, sam, world, name, proj
     as_member(client, sam, world["a"], Role.VIEWER)
     shown = client.get(reverse(name)).context["cl"].queryset
     assert set(shown.values_list(project_of, flat=True)) == {world["a"].pk}
+
+
+def test_the_admin_keeps_a_project_with_at_least_one_owner(client, sam, world):
+    as_member(client, sam, world["a"], Role.OWNER)
+    Membership.objects.filter(project=world["a"], user__username="olivia").update(role=Role.EDITOR)
+    url = reverse("admin:projects_project_change", args=[world["a"].pk])
+    data = form_data(client.get(url))
+    mine = Membership.objects.get(project=world["a"], user=sam)
+    for key, value in list(data.items()):
+        if key.endswith("-id") and str(value) == str(mine.pk):
+            data[key.replace("-id", "-role")] = "viewer"
+    response = client.post(url, data)
+    assert response.status_code == 200 and "at least one owner" in response.content.decode()
+    assert Membership.objects.get(pk=mine.pk).role == Role.OWNER
