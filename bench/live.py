@@ -90,7 +90,7 @@ class Server:
 
     @property
     def origin_headers(self) -> dict[str, str]:
-        # The socket route checks Origin against ALLOWED_HOSTS, as for a browser.
+        # The socket route checks Origin against the server's own origin, as for a browser.
         return {"Origin": self.url, "Cookie": self.cookie}
 
     def ws_url(self, project: int) -> str:
