@@ -17,19 +17,39 @@ def env(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _env_value(name: str) -> str | None:
+    # An empty variable (`FOO=` in an env file) means "not set", not a value to parse.
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
 def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
+    value = _env_value(name)
     if value is None:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    if value.lower() not in _TRUE | _FALSE:
+        # A typo ("ture") must not silently turn a setting off.
+        raise ImproperlyConfigured(f"{name}={value!r} is not a boolean; use true/false, yes/no, on/off or 1/0")
+    return value.lower() in _TRUE
 
 
 def env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+    value = _env_value(name)
+    try:
+        return default if value is None else int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a whole number") from None
 
 
 def env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
+    value = _env_value(name)
+    try:
+        return default if value is None else float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number") from None
 
 
 def env_list(name: str, default: str) -> list[str]:
