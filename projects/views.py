@@ -99,13 +99,17 @@ def scene_create(request: HttpRequest, project_id: int) -> HttpResponse:
     project, _ = project_for_user(request.user, project_id, needs=Role.EDITOR)
     form = SceneForm(request.POST or None, project=project)
     if request.method == "POST" and form.is_valid():
-        scene = services.scene_create(
-            project=project, prompt=form.cleaned_data["prompt"], title=form.cleaned_data["title"]
-        )
-        if form.cleaned_data["characters"]:
-            scene.characters.add(*form.cleaned_data["characters"])
-        messages.success(request, f"Added scene {scene.position}.")
-        return redirect(project)
+        try:
+            scene = services.scene_create(
+                project=project, prompt=form.cleaned_data["prompt"], title=form.cleaned_data["title"]
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            if form.cleaned_data["characters"]:
+                scene.characters.add(*form.cleaned_data["characters"])
+            messages.success(request, f"Added scene {scene.position}.")
+            return redirect(project)
     return render(request, "projects/scene_form.html", {"form": form, "project": project})
 
 
@@ -164,6 +168,8 @@ def story_import(request: HttpRequest, project_id: int) -> HttpResponse:
             )
         except StoryFormatError as exc:
             form.add_error(None, f"Nothing was imported. {exc}")
+        except ValidationError as exc:
+            form.add_error(None, f"Nothing was imported. {' '.join(exc.messages)}")
         else:
             messages.success(request, f"Imported {len(scenes)} scenes.")
             return redirect(project)

@@ -32,7 +32,7 @@ def env_bool(name: str, default: bool) -> bool:
         return default
     if value.lower() not in _TRUE | _FALSE:
         # A typo ("ture") must not silently turn a setting off.
-        raise ImproperlyConfigured(f"{name}={value!r} is not a boolean; use true/false, yes/no, on/off or 1/0")
+        raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (true/false, yes/no, on/off, 1/0)")
     return value.lower() in _TRUE
 
 
@@ -171,6 +171,9 @@ LOGOUT_REDIRECT_URL = "login"
 REFERENCE_MAX_BYTES = env_int("REFERENCE_MAX_BYTES", 8 * 1024 * 1024)
 REFERENCE_MAX_PIXELS = env_int("REFERENCE_MAX_PIXELS", 4096)
 STORY_MAX_BYTES = env_int("STORY_MAX_BYTES", 2 * 1024 * 1024)
+# Caps that keep one import from locking the studio: scenes a project may hold, characters an import creates.
+PROJECT_MAX_SCENES = env_int("PROJECT_MAX_SCENES", 1000)
+IMPORT_MAX_NEW_CHARACTERS = env_int("IMPORT_MAX_NEW_CHARACTERS", 200)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 
 if not DEBUG:

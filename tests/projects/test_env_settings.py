@@ -13,7 +13,9 @@ def test_a_misspelt_boolean_names_the_variable(monkeypatch, value: str) -> None:
         env_bool("SOME_FLAG", True)
 
 
-@pytest.mark.parametrize(("value", "expected"), [("1", True), ("Yes", True), (" off ", False), ("false", False)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("1", True), ("Yes", True), (" off ", False), ("false", False)]
+)
 def test_booleans_read_the_usual_spellings(monkeypatch, value: str, expected: bool) -> None:
     monkeypatch.setenv("SOME_FLAG", value)
     assert env_bool("SOME_FLAG", not expected) is expected
