@@ -10,11 +10,13 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from projects.importers import ParsedScene, parse_story
 from projects.mentions import MentionFinder, find_mentions
 from projects.models import Character, Membership, Project, Role, Scene
 
+SCENE_GONE = "That scene was deleted meanwhile (by someone else, or by an import); nothing was changed."
 # Positions are parked above this offset mid-reorder so the (project, position) unique constraint never trips.
 _PARK_OFFSET = 1_000_000
 
@@ -91,7 +93,13 @@ def scene_update(
     scene.title = title
     if prompt_changed and scene.status == Scene.Status.SKIPPED:
         scene.status = Scene.Status.PENDING
-    scene.save()
+    # Only these fields: a full save would write back a position read before a concurrent move, and an
+    # update that finds no row (deleted meanwhile) must not insert the scene again.
+    updated = Scene.objects.filter(pk=scene.pk).update(
+        prompt=scene.prompt, title=scene.title, status=scene.status, updated=timezone.now()
+    )
+    if not updated:
+        raise ValidationError(SCENE_GONE)
     if characters is not None:
         scene.characters.set(characters)
     return scene
@@ -99,36 +107,47 @@ def scene_update(
 
 def scene_delete(*, scene: Scene) -> None:
     with transaction.atomic():
-        project = scene.project
+        _lock(scene.project)
+        if not Scene.objects.filter(pk=scene.pk, project_id=scene.project_id).exists():
+            raise ValidationError(SCENE_GONE)
         scene.delete()
-        _renumber(project)
+        _renumber(scene.project)
 
 
 def scene_move(*, scene: Scene, to_position: int) -> Scene:
     """Move a scene to a story position (clamped to 1..N); the others shift to stay contiguous."""
     with transaction.atomic():
+        _lock(scene.project)
         ids = list(
             Scene.objects.filter(project_id=scene.project_id)
             .order_by("position")
             .values_list("pk", flat=True)
         )
+        if scene.pk not in ids:
+            raise ValidationError(SCENE_GONE)
         ids.remove(scene.pk)
         index = max(0, min(to_position - 1, len(ids)))
         ids.insert(index, scene.pk)
-        scenes_reorder(project=scene.project, ordered_ids=ids)
+        _reorder(project=scene.project, ordered_ids=ids)
     scene.refresh_from_db(fields=["position"])
     return scene
 
 
 def scenes_reorder(*, project: Project, ordered_ids: Sequence[int]) -> None:
     """Apply a full new order. The list must name every scene of the project exactly once."""
-    current = set(Scene.objects.filter(project=project).values_list("pk", flat=True))
-    if len(ordered_ids) != len(current) or set(ordered_ids) != current:
-        raise ValidationError("The new order must list every scene of the project exactly once.")
     with transaction.atomic():
-        Scene.objects.filter(project=project).update(position=F("position") + _PARK_OFFSET)
-        for index, pk in enumerate(ordered_ids, start=1):
-            Scene.objects.filter(pk=pk).update(position=index)
+        _lock(project)
+        current = set(Scene.objects.filter(project=project).values_list("pk", flat=True))
+        if len(ordered_ids) != len(current) or set(ordered_ids) != current:
+            raise ValidationError("The new order must list every scene of the project exactly once.")
+        _reorder(project=project, ordered_ids=ordered_ids)
+
+
+def _reorder(*, project: Project, ordered_ids: Sequence[int]) -> None:
+    # Callers hold the project lock and have checked that `ordered_ids` names every scene once.
+    Scene.objects.filter(project=project).update(position=F("position") + _PARK_OFFSET)
+    for index, pk in enumerate(ordered_ids, start=1):
+        Scene.objects.filter(pk=pk).update(position=index)
 
 
 def story_import(

@@ -119,8 +119,12 @@ def scene_edit(request: HttpRequest, project_id: int, scene_id: int) -> HttpResp
     scene = get_object_or_404(Scene, pk=scene_id, project=project)
     form = SceneForm(request.POST or None, instance=scene, project=project)
     if request.method == "POST" and form.is_valid():
-        services.scene_update(scene=scene, **form.cleaned_data)
-        messages.success(request, f"Saved scene {scene.position}.")
+        try:
+            services.scene_update(scene=scene, **form.cleaned_data)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, f"Saved scene {scene.position}.")
         return redirect(project)
     suggested = services.scene_links_propose(scene=scene)
     versions = scene.versions.select_related("attempt")
@@ -133,8 +137,12 @@ def scene_edit(request: HttpRequest, project_id: int, scene_id: int) -> HttpResp
 def scene_delete(request: HttpRequest, project_id: int, scene_id: int) -> HttpResponse:
     project, _ = project_for_user(request.user, project_id, needs=Role.EDITOR)
     scene = get_object_or_404(Scene, pk=scene_id, project=project)
-    services.scene_delete(scene=scene)
-    messages.success(request, "Scene deleted; the scenes after it moved up.")
+    try:
+        services.scene_delete(scene=scene)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Scene deleted; the scenes after it moved up.")
     return redirect(project)
 
 
@@ -148,7 +156,11 @@ def scene_move(request: HttpRequest, project_id: int, scene_id: int) -> HttpResp
     except ValueError:
         messages.error(request, "Give the new position as a number.")
         return redirect(project)
-    services.scene_move(scene=scene, to_position=target)
+    try:
+        services.scene_move(scene=scene, to_position=target)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(project)
     return redirect(f"{project.get_absolute_url()}#scene-{scene.pk}")
 
 
