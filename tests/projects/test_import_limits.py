@@ -107,3 +107,50 @@ def test_the_pages_say_which_cap_was_hit(client, team, scenes, settings):
     assert response.status_code == 200
     assert "at most 5 scenes" in response.content.decode()
     assert team.project.scenes.count() == 5
+
+
+def test_a_pasted_story_over_the_size_limit_is_refused(client, team, scenes, settings):
+    settings.STORY_MAX_BYTES = 40
+    client.force_login(team.editor)
+    url = reverse("story_import", args=[team.project.pk])
+    text = "é" * 21  # 21 characters, 42 bytes: the limit is in bytes, as for files
+    response = client.post(url, {"text": text, "fmt": "auto", "mode": "replace"})
+    assert response.status_code == 200
+    assert "too large" in response.content.decode()
+    assert team.project.scenes.count() == 5
+    assert client.post(url, {"text": "é" * 20, "fmt": "auto", "mode": "replace"}).status_code == 302
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "One.\n\nA NUL \x00 here.",
+        '[{"prompt": "\\ud800"}]',
+        json.dumps([{"prompt": "x", "title": "t" * 201}]),
+        json.dumps([{"prompt": "x", "characters": ["n" * 101]}]),
+        "[" * 100_000 + "]" * 100_000,
+    ],
+)
+def test_the_import_page_refuses_what_a_column_cannot_hold(client, team, scenes, text):
+    client.force_login(team.editor)
+    url = reverse("story_import", args=[team.project.pk])
+    response = client.post(
+        url, {"text": text, "fmt": "json" if text[0] == "[" else "auto", "mode": "replace"}
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Nothing was imported" in body or "Null characters are not allowed" in body  # the form's own
+    assert team.project.scenes.count() == 5
+    assert Character.objects.filter(project=team.project).count() == 0
+
+
+def test_the_forms_refuse_nul_characters_and_overlong_values(team):
+    from projects.forms import CharacterForm, ProjectForm, SceneForm
+
+    project = team.project
+    assert not SceneForm({"prompt": "a\x00b", "title": ""}, project=project).is_valid()
+    assert not SceneForm({"prompt": "ok", "title": "t" * 201}, project=project).is_valid()
+    assert not CharacterForm({"name": "n" * 101}, project=project).is_valid()
+    assert not CharacterForm({"name": "Ann", "aliases": "A\x00"}, project=project).is_valid()
+    assert not ProjectForm({"title": "T\x00"}).is_valid()
+    assert SceneForm({"prompt": "ok", "title": "t" * 200}, project=project).is_valid()
