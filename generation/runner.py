@@ -35,6 +35,7 @@ from generation.engine.limiter import Limiter
 from generation.engine.scheduler import Interrupted, Scheduler
 from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from generation.providers.base import ImageRequest, ImageResult, ProviderError, QuotaError, Reference
+from generation.providers.redact import redact
 from generation.realtime import send_event
 from generation.selectors import run_payload
 from generation.services import LEASE_SECONDS, claimable_scenes, run_release_scenes, scene_version_add
@@ -247,7 +248,7 @@ class RunRecorder(Hooks):
         return reverse(name, args=[self.run.project_id, key]) + f"?thumb=1&v={self.seq}"
 
     async def job_failed(self, job: Job, error: ProviderError, attempts: int) -> None:
-        reason = error.message if isinstance(error, ProviderError) else str(error)
+        reason = error.message if isinstance(error, ProviderError) else redact(str(error))
         if not await database_sync_to_async(self._failed_sync)(job, reason):
             return
         await self.publish(
