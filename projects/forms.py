@@ -8,6 +8,9 @@ from projects.images import validate_reference_image
 from projects.models import Character, Project, Role, Scene
 
 
+TEST_ONLY_PROVIDERS = frozenset({"simulated", "fake"})
+
+
 class ProjectForm(forms.ModelForm):
     class Meta:
         model = Project
@@ -32,7 +35,9 @@ class ProjectSettingsForm(forms.ModelForm):
 
         super().__init__(*args, **kwargs)
         default = [("", f"Studio default ({settings.GENERATION_PROVIDER})")]
-        self.fields["provider"].choices = default + [(name, name) for name in available()]
+        # The test-only providers draw fake images: a production project picking one would look broken.
+        offered = [name for name in available() if settings.DEBUG or name not in TEST_ONLY_PROVIDERS]
+        self.fields["provider"].choices = default + [(name, name) for name in offered]
 
 
 class SceneForm(forms.ModelForm):
