@@ -7,7 +7,6 @@ from django.template.defaultfilters import filesizeformat
 from projects.images import validate_reference_image
 from projects.models import Character, Project, Role, Scene
 
-
 TEST_ONLY_PROVIDERS = frozenset({"simulated", "fake"})
 
 

@@ -4,7 +4,6 @@ import os
 import secrets
 import subprocess
 import sys
-
 from pathlib import Path
 
 import pytest
