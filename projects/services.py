@@ -95,13 +95,14 @@ def scene_update(
         scene.status = Scene.Status.PENDING
     # Only these fields: a full save would write back a position read before a concurrent move, and an
     # update that finds no row (deleted meanwhile) must not insert the scene again.
-    updated = Scene.objects.filter(pk=scene.pk).update(
-        prompt=scene.prompt, title=scene.title, status=scene.status, updated=timezone.now()
-    )
-    if not updated:
-        raise ValidationError(SCENE_GONE)
-    if characters is not None:
-        scene.characters.set(characters)
+    with transaction.atomic():  # the update locks the row: the scene cannot vanish before its links go in
+        updated = Scene.objects.filter(pk=scene.pk).update(
+            prompt=scene.prompt, title=scene.title, status=scene.status, updated=timezone.now()
+        )
+        if not updated:
+            raise ValidationError(SCENE_GONE)
+        if characters is not None:
+            scene.characters.set(characters)
     return scene
 
 
