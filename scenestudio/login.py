@@ -1,5 +1,6 @@
-"""The login view with a failure limit: LOGIN_FAILURE_LIMIT failed logins for one username from one
-address lock that pair out for LOGIN_FAILURE_WINDOW_SECONDS (429), even with the right password.
+"""Login with a failure limit: LOGIN_FAILURE_LIMIT failed logins for one username from one address lock
+that pair out for LOGIN_FAILURE_WINDOW_SECONDS, even with the right password (the studio's login answers
+429). The studio's login and the admin's share the counts.
 
 Counts live in Django's cache (Redis when REDIS_URL is set, so all Daphnes share them).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.core.cache import cache
@@ -19,12 +21,9 @@ THROTTLED = "Too many failed logins for this username from your address. Try aga
 
 
 def _key(request, username: str) -> str:
-    who = f"{username.strip().casefold()}\n{request.META.get('REMOTE_ADDR', '')}"
+    address = request.META.get("REMOTE_ADDR", "") if request is not None else ""
+    who = f"{username.strip().casefold()}\n{address}"
     return "login-failures:" + hashlib.sha256(who.encode()).hexdigest()
-
-
-def _failures(key: str) -> int:
-    return cache.get(key, 0)
 
 
 def _record_failure(key: str) -> None:
@@ -36,30 +35,40 @@ def _record_failure(key: str) -> None:
             cache.add(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW_SECONDS)
 
 
-class ThrottledAuthenticationForm(AuthenticationForm):
+class ThrottledLoginMixin:
+    """For an AuthenticationForm: refuse a locked username+address before the password is checked,
+    count each failed login, and clear the count on success."""
+
+    throttled = False
+
     def clean(self) -> dict:
-        username = self.cleaned_data.get("username") or ""
-        self.throttle_key = _key(self.request, username)
-        self.throttled = _failures(self.throttle_key) >= settings.LOGIN_FAILURE_LIMIT
-        if self.throttled:
-            # Before authenticate(): a locked pair gets no answer about the password at all.
+        key = _key(self.request, self.cleaned_data.get("username") or "")
+        if cache.get(key, 0) >= settings.LOGIN_FAILURE_LIMIT:
+            self.throttled = True
             minutes = max(1, round(settings.LOGIN_FAILURE_WINDOW_SECONDS / 60))
             raise ValidationError(THROTTLED.format(minutes=minutes), code="throttled")
-        return super().clean()
+        try:
+            cleaned = super().clean()
+        except ValidationError:
+            _record_failure(key)
+            raise
+        cache.delete(key)
+        return cleaned
+
+
+class ThrottledAuthenticationForm(ThrottledLoginMixin, AuthenticationForm):
+    pass
+
+
+class ThrottledAdminAuthenticationForm(ThrottledLoginMixin, AdminAuthenticationForm):
+    pass
 
 
 class ThrottledLoginView(LoginView):
     form_class = ThrottledAuthenticationForm
 
     def form_invalid(self, form: ThrottledAuthenticationForm) -> HttpResponse:
-        throttled = getattr(form, "throttled", False)
-        if not throttled and hasattr(form, "throttle_key"):
-            _record_failure(form.throttle_key)
         response = super().form_invalid(form)
-        if throttled:
+        if form.throttled:
             response.status_code = 429
         return response
-
-    def form_valid(self, form: ThrottledAuthenticationForm) -> HttpResponse:
-        cache.delete(form.throttle_key)
-        return super().form_valid(form)

@@ -3,7 +3,10 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from scenestudio.login import ThrottledLoginView
+from scenestudio.login import ThrottledAdminAuthenticationForm, ThrottledLoginView
+
+# The admin's login counts failures with the studio's (its views are Django's; only the form is ours).
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 urlpatterns = [
     path("admin/", admin.site.urls),

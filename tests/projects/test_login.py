@@ -81,3 +81,15 @@ def test_the_demo_logins_still_work(client, db, settings):
     assert log_in(client, "demo", "storyboard-demo").status_code == 302
     client.logout()
     assert log_in(client, "teammate", "storyboard-team").status_code == 302
+
+
+def test_the_admin_login_shares_the_limit(client, make_user):
+    user = make_user("olga")
+    user.is_staff = True
+    user.save()
+    url = reverse("admin:login")
+    for _ in range(5):
+        client.post(url, {"username": "olga", "password": "wrong"}, REMOTE_ADDR="10.0.0.1")
+    response = client.post(url, {"username": "olga", "password": "pw-olga"}, REMOTE_ADDR="10.0.0.1")
+    assert "Too many failed logins" in response.content.decode()
+    assert "_auth_user_id" not in client.session
