@@ -131,3 +131,20 @@ def test_scene_pages_racing_each_other_never_fail(team):
     assert errors == []
     found = positions(project)
     assert found == list(range(1, len(found) + 1))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[{"prompt": "a\\u0000b"}]',
+        '[{"prompt": "x", "title": "%s"}]' % ("t" * 201),
+        '[{"prompt": "\\ud800"}]',
+    ],
+)
+def test_postgres_refuses_unstorable_stories_the_way_sqlite_does(team, text):
+    from projects.importers import StoryFormatError
+
+    services.scene_create(project=team.project, prompt="Kept")
+    with pytest.raises(StoryFormatError):
+        services.story_import(project=team.project, text=text, mode="replace")
+    assert list(team.project.scenes.values_list("prompt", flat=True)) == ["Kept"]
