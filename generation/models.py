@@ -38,6 +38,8 @@ class BatchRun(models.Model):
     succeeded = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
+    # Scenes deleted while the run had them (a delete or a replace-import): neither generated nor failed.
+    removed = models.PositiveIntegerField(default=0)
     requests = models.PositiveIntegerField(default=0)
     retries = models.PositiveIntegerField(default=0)
     quota_errors = models.PositiveIntegerField(default=0)
@@ -84,7 +86,7 @@ class BatchRun(models.Model):
 
     def summary_message(self) -> str:
         """The one-line outcome shown in the snackbar, in the product owner's three shapes."""
-        attempted = self.total - self.skipped
+        attempted = self.total - self.skipped - self.removed
         if self.total and self.skipped == self.total:
             return f"Nothing to generate: all {self.total} {self.noun(self.total)} were skipped"
         if self.total and self.succeeded == self.total:
@@ -94,7 +96,9 @@ class BatchRun(models.Model):
         extras = [f"{self.failed} failed"] if self.failed else []
         if self.skipped:
             extras.append(f"{self.skipped} skipped")
-        not_done = self.total - self.succeeded - self.failed - self.skipped
+        if self.removed:
+            extras.append(f"{self.removed} removed during the run")
+        not_done = self.total - self.succeeded - self.failed - self.skipped - self.removed
         if not_done:
             extras.append(f"{not_done} not attempted")
         tail = f" ({', '.join(extras)})" if extras else ""

@@ -35,6 +35,7 @@ from generation.engine.limiter import Limiter
 from generation.engine.scheduler import Interrupted, Scheduler
 from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from generation.providers.base import ImageRequest, ImageResult, ProviderError, QuotaError, Reference
+from generation.providers.redact import redact
 from generation.realtime import send_event
 from generation.selectors import run_payload
 from generation.services import LEASE_SECONDS, claimable_scenes, run_release_scenes, scene_version_add
@@ -96,6 +97,11 @@ class RunRecorder(Hooks):
         self.positions: dict[int, int] = {}
         self._last_progress_write = -1e9
 
+    def _scene_gone(self, key: int) -> bool:
+        """Inside a transaction: whether a scene job's scene was deleted meanwhile (a delete or a
+        replace-import); if not, its row stays locked so it cannot vanish before this write commits."""
+        return self._is_scenes() and not Scene.objects.select_for_update().filter(pk=key).exists()
+
     async def publish(self, event_type: str, **payload: Any) -> None:
         self.seq += 1
         event = {"type": event_type, "run": self.run.pk, "seq": self.seq, **payload}
@@ -134,6 +140,12 @@ class RunRecorder(Hooks):
             )
 
     def _attempt_started_sync(self, job: Job, attempt_no: int) -> bool:
+        with transaction.atomic():
+            if self._scene_gone(job.key):
+                return False
+            return self._attempt_row(job, attempt_no)
+
+    def _attempt_row(self, job: Job, attempt_no: int) -> bool:
         previous = self.attempt_ids.get(job.key) or self._last_failed_attempt(job.key)
         self.attempt_ids.pop(job.key, None)
         # No lock here, unlike the image: a row a lost worker writes after the takeover only stays
@@ -219,7 +231,7 @@ class RunRecorder(Hooks):
     def _succeeded_sync(self, job: Job, name: str, result: ImageResult, attempts: int) -> bool:
         key, now = job.key, timezone.now()
         with transaction.atomic():
-            if not self.still_held():
+            if not self.still_held() or self._scene_gone(key):
                 return False
             if self._is_scenes():
                 scene_version_add(
@@ -247,7 +259,7 @@ class RunRecorder(Hooks):
         return reverse(name, args=[self.run.project_id, key]) + f"?thumb=1&v={self.seq}"
 
     async def job_failed(self, job: Job, error: ProviderError, attempts: int) -> None:
-        reason = error.message if isinstance(error, ProviderError) else str(error)
+        reason = error.message if isinstance(error, ProviderError) else redact(str(error))
         if not await database_sync_to_async(self._failed_sync)(job, reason):
             return
         await self.publish(
@@ -260,7 +272,7 @@ class RunRecorder(Hooks):
 
     def _failed_sync(self, job: Job, reason: str) -> bool:
         with transaction.atomic():
-            if not self.still_held():
+            if not self.still_held() or self._scene_gone(job.key):
                 return False
             if self._is_scenes():
                 Scene.objects.filter(pk=job.key).update(
@@ -548,7 +560,10 @@ class RunExecution:
             StopReason.COMPLETED: BatchRun.Status.COMPLETED,
             StopReason.STOPPED: BatchRun.Status.STOPPED,
         }.get(result.stop_reason, BatchRun.Status.FAILED)
-        run.succeeded, run.failed = carried.succeeded + len(result.succeeded), len(result.failed)
+        removed = self._removed_scenes(result)
+        run.removed = len(removed)
+        run.succeeded = carried.succeeded + len(set(result.succeeded) - removed)
+        run.failed = len(set(result.failed) - removed)
         run.requests = carried.requests + result.requests
         run.retries = carried.retries + result.retries
         run.quota_errors = carried.quota_errors + result.quota_errors
@@ -573,6 +588,13 @@ class RunExecution:
             run_release_scenes(run_id=run.pk)
         logger.info("Run %s %s: %s", run.pk, run.status, run.summary)
         return True
+
+    def _removed_scenes(self, result: RunResult) -> set:
+        """The run's scenes deleted while it ran: whatever the engine did with them, nothing is left."""
+        if self.run.kind != BatchRun.Kind.SCENES:
+            return set()
+        keys = {*result.succeeded, *result.failed, *result.interrupted, *result.not_attempted}
+        return keys - set(Scene.objects.filter(pk__in=keys).values_list("pk", flat=True))
 
 
 def _reference_cache():

@@ -20,6 +20,7 @@ def run_payload(run: BatchRun) -> dict[str, Any]:
         "succeeded": run.succeeded,
         "failed": run.failed,
         "skipped": run.skipped,
+        "removed": run.removed,
         "requests": run.requests,
         "retries": run.retries,
         "quota_errors": run.quota_errors,

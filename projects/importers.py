@@ -29,6 +29,10 @@ FORMATS = ("auto", "text", "numbered", "csv", "json")
 # A storyboard with more panels than this is almost certainly the wrong file (a log, a data dump), and
 # would queue an expensive run of image generations by accident.
 MAX_SCENES = 2000
+# The columns' lengths (Scene.title, Character.name): PostgreSQL refuses longer values and SQLite keeps
+# them, so the importer refuses them first, the same way on both.
+TITLE_MAX_LENGTH = 200
+NAME_MAX_LENGTH = 100
 
 _EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".json": "json"}
 _PROSE_EXTENSIONS = {".txt", ".text", ".md", ".markdown"}
@@ -66,7 +70,29 @@ def parse_story(text: str, *, fmt: str = "auto", filename: str = "") -> list[Par
         raise StoryFormatError(
             f"The story has {len(scenes)} scenes; at most {MAX_SCENES} can be imported at once"
         )
+    for number, scene in enumerate(scenes, start=1):
+        _check_storable(scene, number)
     return scenes
+
+
+def _check_storable(scene: ParsedScene, number: int) -> None:
+    """Refuse what a database column cannot hold: NULs, unpaired surrogates ("\\ud800" in JSON), overlong
+    titles and names."""
+    for text in (scene.prompt, scene.title, *scene.characters):
+        if "\x00" in text:
+            raise StoryFormatError(f"Scene {number} contains a NUL character, which cannot be stored")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            message = f"Scene {number} contains an unpaired surrogate (such as \\ud800): not valid text"
+            raise StoryFormatError(message) from None
+    if len(scene.title) > TITLE_MAX_LENGTH:
+        raise StoryFormatError(f"Scene {number}: a title may have at most {TITLE_MAX_LENGTH} characters")
+    for name in scene.characters:
+        if len(name) > NAME_MAX_LENGTH:
+            raise StoryFormatError(
+                f"Scene {number}: a character name may have at most {NAME_MAX_LENGTH} characters"
+            )
 
 
 def detect_format(text: str, *, filename: str = "") -> str:
@@ -240,6 +266,8 @@ def _parse_json(text: str) -> list[ParsedScene]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise StoryFormatError(f"JSON could not be read: {exc.msg}", exc.lineno) from exc
+    except RecursionError:
+        raise StoryFormatError("JSON could not be read: it is nested too deeply") from None
     if not isinstance(data, list):
         raise StoryFormatError("A JSON story must be a list of scenes", 1)
     scenes: list[ParsedScene] = []

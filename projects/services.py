@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from projects.importers import ParsedScene, parse_story
-from projects.mentions import find_mentions
+from projects.mentions import MentionFinder, find_mentions
 from projects.models import Character, Membership, Project, Role, Scene
 
+SCENE_GONE = "That scene was deleted meanwhile (by someone else, or by an import); nothing was changed."
 # Positions are parked above this offset mid-reorder so the (project, position) unique constraint never trips.
 _PARK_OFFSET = 1_000_000
 
@@ -71,7 +74,8 @@ def _renumber(project: Project) -> None:
 
 def scene_create(*, project: Project, prompt: str, title: str = "", position: int | None = None) -> Scene:
     with transaction.atomic():
-        Project.objects.select_for_update().filter(pk=project.pk).first()
+        _lock(project)
+        _ensure_room_for_scenes(project.scenes.count() + 1)
         scene = Scene.objects.create(
             project=project, prompt=prompt, title=title, position=project.next_position()
         )
@@ -89,53 +93,76 @@ def scene_update(
     scene.title = title
     if prompt_changed and scene.status == Scene.Status.SKIPPED:
         scene.status = Scene.Status.PENDING
-    scene.save()
-    if characters is not None:
-        scene.characters.set(characters)
+    # Only these fields: a full save would write back a position read before a concurrent move, and an
+    # update that finds no row (deleted meanwhile) must not insert the scene again.
+    with transaction.atomic():  # the update locks the row: the scene cannot vanish before its links go in
+        updated = Scene.objects.filter(pk=scene.pk).update(
+            prompt=scene.prompt, title=scene.title, status=scene.status, updated=timezone.now()
+        )
+        if not updated:
+            raise ValidationError(SCENE_GONE)
+        if characters is not None:
+            scene.characters.set(characters)
     return scene
 
 
 def scene_delete(*, scene: Scene) -> None:
     with transaction.atomic():
-        project = scene.project
+        _lock(scene.project)
+        if not Scene.objects.filter(pk=scene.pk, project_id=scene.project_id).exists():
+            raise ValidationError(SCENE_GONE)
         scene.delete()
-        _renumber(project)
+        _renumber(scene.project)
 
 
 def scene_move(*, scene: Scene, to_position: int) -> Scene:
     """Move a scene to a story position (clamped to 1..N); the others shift to stay contiguous."""
     with transaction.atomic():
+        _lock(scene.project)
         ids = list(
             Scene.objects.filter(project_id=scene.project_id)
             .order_by("position")
             .values_list("pk", flat=True)
         )
+        if scene.pk not in ids:
+            raise ValidationError(SCENE_GONE)
         ids.remove(scene.pk)
         index = max(0, min(to_position - 1, len(ids)))
         ids.insert(index, scene.pk)
-        scenes_reorder(project=scene.project, ordered_ids=ids)
+        _reorder(project=scene.project, ordered_ids=ids)
     scene.refresh_from_db(fields=["position"])
     return scene
 
 
 def scenes_reorder(*, project: Project, ordered_ids: Sequence[int]) -> None:
     """Apply a full new order. The list must name every scene of the project exactly once."""
-    current = set(Scene.objects.filter(project=project).values_list("pk", flat=True))
-    if len(ordered_ids) != len(current) or set(ordered_ids) != current:
-        raise ValidationError("The new order must list every scene of the project exactly once.")
     with transaction.atomic():
-        Scene.objects.filter(project=project).update(position=F("position") + _PARK_OFFSET)
-        for index, pk in enumerate(ordered_ids, start=1):
-            Scene.objects.filter(pk=pk).update(position=index)
+        _lock(project)
+        current = set(Scene.objects.filter(project=project).values_list("pk", flat=True))
+        if len(ordered_ids) != len(current) or set(ordered_ids) != current:
+            raise ValidationError("The new order must list every scene of the project exactly once.")
+        _reorder(project=project, ordered_ids=ordered_ids)
+
+
+def _reorder(*, project: Project, ordered_ids: Sequence[int]) -> None:
+    # Callers hold the project lock and have checked that `ordered_ids` names every scene once.
+    Scene.objects.filter(project=project).update(position=F("position") + _PARK_OFFSET)
+    for index, pk in enumerate(ordered_ids, start=1):
+        Scene.objects.filter(pk=pk).update(position=index)
 
 
 def story_import(
     *, project: Project, text: str, fmt: str = "auto", filename: str = "", mode: str = "append"
 ) -> list[Scene]:
-    """Parse first, write after: a malformed story raises StoryFormatError and changes nothing."""
+    """Parse first, write after: a malformed story or a cap raises (StoryFormatError, ValidationError)
+    and changes nothing."""
     parsed = parse_story(text, fmt=fmt, filename=filename)
     with transaction.atomic():
-        Project.objects.select_for_update().filter(pk=project.pk).first()
+        _lock(project)
+        existing = 0 if mode == "replace" else project.scenes.count()
+        _ensure_room_for_scenes(existing + len(parsed))
+        known = {c.name.casefold(): c for c in project.characters.all()}
+        new_names = _new_character_names(parsed, known)
         if mode == "replace":
             project.scenes.all().delete()
         start = project.next_position()
@@ -143,21 +170,60 @@ def story_import(
             Scene(project=project, position=start + i, prompt=item.prompt, title=item.title)
             for i, item in enumerate(parsed)
         )
-        _link_imported(project=project, scenes=scenes, parsed=parsed)
+        created = Character.objects.bulk_create(Character(project=project, name=name) for name in new_names)
+        known.update((c.name.casefold(), c) for c in created)
+        _link_imported(scenes=scenes, parsed=parsed, by_name=known)
     return scenes
 
 
-def _link_imported(*, project: Project, scenes: list[Scene], parsed: list[ParsedScene]) -> None:
-    by_name = {c.name.casefold(): c for c in project.characters.all()}
-    for scene, item in zip(scenes, parsed, strict=True):
-        named = []
+def _lock(project: Project) -> None:
+    """Every write that appends or renumbers scenes takes this one lock first, so they run one at a time."""
+    Project.objects.select_for_update().filter(pk=project.pk).first()
+
+
+def _ensure_room_for_scenes(total: int) -> None:
+    cap = settings.PROJECT_MAX_SCENES
+    if total > cap:
+        raise ValidationError(
+            f"A project can have at most {cap} scenes; this would make {total}. Nothing was changed."
+        )
+
+
+def _new_character_names(parsed: list[ParsedScene], known: dict[str, Character]) -> list[str]:
+    """Names the story gives that the project has no character for, first spelling kept, capped."""
+    new: dict[str, str] = {}
+    for item in parsed:
         for name in item.characters:
-            character = by_name.get(name.casefold())
-            if character is None:
-                character = Character.objects.create(project=project, name=name)
-                by_name[name.casefold()] = character
-            named.append(character)
-        scene.characters.add(*named, *scene_links_propose(scene=scene, characters=list(by_name.values())))
+            if name.casefold() not in known:
+                new.setdefault(name.casefold(), name)
+    cap = settings.IMPORT_MAX_NEW_CHARACTERS
+    if len(new) > cap:
+        raise ValidationError(
+            f"The story names {len(new)} new characters; an import may create at most {cap}. "
+            "Create the characters first or split the story."
+        )
+    return list(new.values())
+
+
+def _link_imported(*, scenes: list[Scene], parsed: list[ParsedScene], by_name: dict[str, Character]) -> None:
+    finder = _finder(by_name.values())
+    links = set()
+    for scene, item in zip(scenes, parsed, strict=True):
+        named = [by_name[name.casefold()] for name in item.characters]
+        links.update((scene.pk, c.pk) for c in (*named, *finder.find(scene.prompt)))
+    _add_links(links)
+
+
+def _finder(characters: Iterable[Character]) -> MentionFinder[Character]:
+    return MentionFinder([(c, c.name, c.alias_list()) for c in characters])
+
+
+def _add_links(links: Iterable[tuple[int, int]]) -> int:
+    """Insert scene-character links in bulk; a link that already exists is kept as it is."""
+    through = Scene.characters.through
+    rows = [through(scene_id=scene_id, character_id=character_id) for scene_id, character_id in links]
+    through.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
 
 
 def scene_links_propose(*, scene: Scene, characters: Sequence[Character] | None = None) -> list[Character]:
@@ -177,14 +243,18 @@ def scene_link_characters(*, scene: Scene) -> list[Character]:
 
 
 def project_link_characters(*, project: Project) -> int:
-    characters = list(project.characters.all())
-    added = 0
-    for scene in project.scenes.prefetch_related("characters"):
-        existing = set(scene.characters.all())
-        new = [c for c in scene_links_propose(scene=scene, characters=characters) if c not in existing]
-        scene.characters.add(*new)
-        added += len(new)
-    return added
+    finder = _finder(project.characters.all())
+    existing = set(
+        Scene.characters.through.objects.filter(scene__project=project).values_list(
+            "scene_id", "character_id"
+        )
+    )
+    new = {
+        (scene.pk, character.pk)
+        for scene in project.scenes.only("pk", "prompt")
+        for character in finder.find(scene.prompt)
+    } - existing
+    return _add_links(new)
 
 
 def character_save(

@@ -100,13 +100,17 @@ def scene_create(request: HttpRequest, project_id: int) -> HttpResponse:
     project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
     form = SceneForm(request.POST or None, project=project)
     if request.method == "POST" and form.is_valid():
-        scene = services.scene_create(
-            project=project, prompt=form.cleaned_data["prompt"], title=form.cleaned_data["title"]
-        )
-        if form.cleaned_data["characters"]:
-            scene.characters.add(*form.cleaned_data["characters"])
-        messages.success(request, f"Added scene {scene.position}.")
-        return redirect(project)
+        try:
+            scene = services.scene_create(
+                project=project, prompt=form.cleaned_data["prompt"], title=form.cleaned_data["title"]
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            if form.cleaned_data["characters"]:
+                scene.characters.add(*form.cleaned_data["characters"])
+            messages.success(request, f"Added scene {scene.position}.")
+            return redirect(project)
     return render(request, "projects/scene_form.html", {"form": form, "project": project})
 
 
@@ -116,8 +120,12 @@ def scene_edit(request: HttpRequest, project_id: int, scene_id: int) -> HttpResp
     scene = get_object_or_404(Scene, pk=scene_id, project=project)
     form = SceneForm(request.POST or None, instance=scene, project=project)
     if request.method == "POST" and form.is_valid():
-        services.scene_update(scene=scene, **form.cleaned_data)
-        messages.success(request, f"Saved scene {scene.position}.")
+        try:
+            services.scene_update(scene=scene, **form.cleaned_data)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, f"Saved scene {scene.position}.")
         return redirect(project)
     suggested = services.scene_links_propose(scene=scene)
     versions = scene.versions.select_related("attempt")
@@ -130,8 +138,12 @@ def scene_edit(request: HttpRequest, project_id: int, scene_id: int) -> HttpResp
 def scene_delete(request: HttpRequest, project_id: int, scene_id: int) -> HttpResponse:
     project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
     scene = get_object_or_404(Scene, pk=scene_id, project=project)
-    services.scene_delete(scene=scene)
-    messages.success(request, "Scene deleted; the scenes after it moved up.")
+    try:
+        services.scene_delete(scene=scene)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Scene deleted; the scenes after it moved up.")
     return redirect(project)
 
 
@@ -145,7 +157,11 @@ def scene_move(request: HttpRequest, project_id: int, scene_id: int) -> HttpResp
     except ValueError:
         messages.error(request, "Give the new position as a number.")
         return redirect(project)
-    services.scene_move(scene=scene, to_position=target)
+    try:
+        services.scene_move(scene=scene, to_position=target)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(project)
     return redirect(f"{project.get_absolute_url()}#scene-{scene.pk}")
 
 
@@ -165,6 +181,8 @@ def story_import(request: HttpRequest, project_id: int) -> HttpResponse:
             )
         except StoryFormatError as exc:
             form.add_error(None, f"Nothing was imported. {exc}")
+        except ValidationError as exc:
+            form.add_error(None, f"Nothing was imported. {' '.join(exc.messages)}")
         else:
             messages.success(request, f"Imported {len(scenes)} scenes.")
             return redirect(project)

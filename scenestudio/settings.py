@@ -17,19 +17,39 @@ def env(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _env_value(name: str) -> str | None:
+    # An empty variable (`FOO=` in an env file) means "not set", not a value to parse.
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
 def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
+    value = _env_value(name)
     if value is None:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    if value.lower() not in _TRUE | _FALSE:
+        # A typo ("ture") must not silently turn a setting off.
+        raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (true/false, yes/no, on/off, 1/0)")
+    return value.lower() in _TRUE
 
 
 def env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+    value = _env_value(name)
+    try:
+        return default if value is None else int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a whole number") from None
 
 
 def env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
+    value = _env_value(name)
+    try:
+        return default if value is None else float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number") from None
 
 
 def env_list(name: str, default: str) -> list[str]:
@@ -123,9 +143,26 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": f"django.contrib.auth.password_validation.{name}"}
+    for name in (
+        "UserAttributeSimilarityValidator",
+        "MinimumLengthValidator",
+        "CommonPasswordValidator",
+        "NumericPasswordValidator",
+    )
 ]
+# Failed logins allowed per username and address before that pair is locked out for the window.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
+if REDIS_URL:
+    # Shared by every process, so the login limit holds across several Daphnes.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "scenestudio",
+        }
+    }
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", "UTC")
@@ -151,6 +188,9 @@ LOGOUT_REDIRECT_URL = "login"
 REFERENCE_MAX_BYTES = env_int("REFERENCE_MAX_BYTES", 8 * 1024 * 1024)
 REFERENCE_MAX_PIXELS = env_int("REFERENCE_MAX_PIXELS", 4096)
 STORY_MAX_BYTES = env_int("STORY_MAX_BYTES", 2 * 1024 * 1024)
+# Caps that keep one import from locking the studio: scenes a project may hold, characters an import creates.
+PROJECT_MAX_SCENES = env_int("PROJECT_MAX_SCENES", 1000)
+IMPORT_MAX_NEW_CHARACTERS = env_int("IMPORT_MAX_NEW_CHARACTERS", 200)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 
 if not DEBUG:

@@ -13,6 +13,11 @@ from projects import services
 from projects.models import Membership, Project, Role, Scene
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # `-m "not postgres"` leaves out the tests that start a throwaway PostgreSQL.
+    config.addinivalue_line("markers", "postgres: starts a PostgreSQL server on loopback")
+
+
 @pytest.fixture(autouse=True)
 def _media_in_tmp(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"

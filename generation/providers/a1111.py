@@ -24,6 +24,7 @@ from generation.providers.http import (
     require_json,
     short,
 )
+from generation.providers.redact import remember_secrets
 
 DEFAULT_BASE_URL = "http://127.0.0.1:7860"
 
@@ -56,6 +57,7 @@ class A1111Provider(HttpProvider):
         )
         self._auth = httpx.BasicAuth(username, password) if username else None
         self._password = password
+        remember_secrets(password, f"{username}:{password}" if password else "")
         self.steps = steps
         # Extra txt2img fields, sent as given: negative_prompt, cfg_scale, sampler_name...
         self.options = dict(options or {})

@@ -11,6 +11,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from generation.providers.redact import redact
+
 
 @dataclass(frozen=True)
 class Reference:
@@ -61,6 +63,8 @@ class ProviderError(Exception):
     retryable: ClassVar[bool] = False
 
     def __init__(self, message: str, *, http_status: int | None = None) -> None:
+        # Members read this text: whatever built it, no credential survives into it.
+        message = redact(message)
         super().__init__(message)
         self.message = message
         self.http_status = http_status

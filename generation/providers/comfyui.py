@@ -35,6 +35,7 @@ from generation.providers.http import (
     require_json,
     short,
 )
+from generation.providers.redact import remember_secrets
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8188"
 _REFERENCE = re.compile(r"\{\{reference(?:_(\d+))?\}\}")
@@ -71,6 +72,7 @@ class ComfyUIProvider(HttpProvider):
         self.poll_interval = poll_interval
         self.max_wait = max_wait
         self._api_key = api_key
+        remember_secrets(api_key)
         self._client_id = uuid.uuid4().hex
         self._uploads: dict[str, str] = {}  # Reference.key -> name ComfyUI knows the image by
         self._upload_locks: dict[str, asyncio.Lock] = {}

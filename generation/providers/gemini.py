@@ -32,6 +32,7 @@ from generation.providers.http import (
     short,
     wait_text,
 )
+from generation.providers.redact import remember_secrets
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 DEFAULT_MODEL = "imagen-4.0-generate-001"
@@ -73,6 +74,7 @@ class GeminiProvider(HttpProvider):
             client=client,
         )
         self._api_key = api_key
+        remember_secrets(api_key)
         self.reference_model = reference_model
         if max_references is not None:
             self.max_references = max_references

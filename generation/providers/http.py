@@ -35,6 +35,7 @@ from generation.providers.base import (
     RateLimit,
     TransientError,
 )
+from generation.providers.redact import redact
 
 READ_TIMEOUT = 90.0  # image APIs routinely take 20-60 s; past 90 s a retry is the better bet
 CONNECT_TIMEOUT = 10.0
@@ -194,10 +195,7 @@ def require_json(response: httpx.Response, label: str) -> dict:
 
 def short(text: object, limit: int = 160, *, secrets: tuple[str, ...] = ()) -> str:
     """Trim a provider-supplied message for display, scrubbing any secret it might echo back."""
-    result = " ".join(str(text or "").split())
-    for secret in secrets:
-        if secret:
-            result = result.replace(secret, "***")
+    result = redact(" ".join(str(text or "").split()), secrets)
     return result if len(result) <= limit else result[: limit - 1] + "…"
 
 

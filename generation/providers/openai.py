@@ -28,6 +28,7 @@ from generation.providers.http import (
     short,
     wait_text,
 )
+from generation.providers.redact import remember_secrets
 
 DEFAULT_BASE_URL = "https://api.openai.com"
 DEFAULT_MODEL = "gpt-image-1"
@@ -59,6 +60,7 @@ class OpenAIProvider(HttpProvider):
             client=client,
         )
         self._api_key = api_key
+        remember_secrets(api_key)
         self.quality = quality
 
     async def generate(self, request: ImageRequest) -> ImageResult:

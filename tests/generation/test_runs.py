@@ -309,3 +309,57 @@ async def test_the_snapshot_says_when_a_quota_wait_ends_until_the_run_runs_again
     running = Progress(6, 1, 0, 1, 5, 5, 2, 0, 1, 2.0, 10.0, paused_until=None)
     await database_sync_to_async(recorder._write_progress)(running)
     assert (await snapshot_run())["quota_resume_at"] is None
+
+
+def eight_scenes(project) -> list[Scene]:
+    return [project_services.scene_create(project=project, prompt=f"Panel {i}") for i in range(1, 9)]
+
+
+async def test_scenes_deleted_while_the_run_generates_them_are_counted_as_removed(team, start, caplog):
+    project = team.project
+    scenes = await database_sync_to_async(eight_scenes)(project)
+    doomed = [scenes[2], scenes[6]]
+
+    class DeletesMidRun(type(simulated())):
+        async def generate(self, request):
+            result = await super().generate(request)
+            if request.label == "Scene 3":  # while its own request is in flight, and one not yet sent
+                for scene in doomed:
+                    await database_sync_to_async(project_services.scene_delete)(scene=scene)
+            return result
+
+    run = await database_sync_to_async(start)()
+    run = await execute(run, DeletesMidRun(latency=0.01))
+    assert (run.total, run.succeeded, run.failed, run.removed) == (8, 6, 0, 2)
+    assert run.summary == "Generated 6 of 8 scenes (2 removed during the run)"
+    assert "hook failed" not in caplog.text
+    remaining = await database_sync_to_async(statuses)(project)
+    assert remaining == ["ready"] * 6
+
+
+async def test_a_replace_import_during_a_run_says_the_scenes_were_removed(team, start, caplog):
+    project = team.project
+    await database_sync_to_async(eight_scenes)(project)
+
+    class ImportsMidRun(type(simulated())):
+        replaced = False
+
+        async def generate(self, request):
+            if not self.replaced:
+                self.replaced = True
+                await database_sync_to_async(project_services.story_import)(
+                    project=project, text="New one.\n\nNew two.", mode="replace"
+                )
+            return await super().generate(request)
+
+    run = await database_sync_to_async(start)()
+    run = await execute(run, ImportsMidRun(latency=0.01))
+    assert (run.succeeded, run.removed) == (0, 8)
+    assert run.summary == "Generated 0 of 8 scenes (8 removed during the run)"
+    assert "hook failed" not in caplog.text
+    assert await database_sync_to_async(statuses)(project) == ["pending", "pending"]
+
+
+def test_the_summary_counts_removed_scenes():
+    run = BatchRun(total=8, succeeded=5, failed=1, removed=2)
+    assert run.summary_message() == "Generated 5 of 8 scenes (1 failed, 2 removed during the run)"

@@ -91,3 +91,14 @@ def test_regenerating_a_ready_scene_starts_a_run_that_replaces_its_image(client,
     client.post(reverse("run_action", args=[project.pk, "retry"]), {"scene": scenes[4].pk})
     run = BatchRun.objects.get()
     assert run.regenerate and list(run.scenes.all()) == [scenes[4]]
+
+
+@pytest.mark.parametrize("action", ["retry", "start"])
+@pytest.mark.parametrize("value", ["abc", "1.5", "-3", "99999999999999999999999"])
+def test_a_scene_that_is_not_a_scene_number_is_a_clear_400(client, story, team, action, value):
+    project, *_ = story
+    client.force_login(team.editor)
+    response = client.post(reverse("run_action", args=[project.pk, action]), {"scene": value})
+    assert response.status_code == 400
+    assert "scene" in response.content.decode().lower()
+    assert BatchRun.objects.count() == 0

@@ -1,8 +1,18 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from projects.importers import MAX_SCENES, ParsedScene, StoryFormatError, detect_format, parse_story
+from projects.importers import (
+    MAX_SCENES,
+    NAME_MAX_LENGTH,
+    TITLE_MAX_LENGTH,
+    ParsedScene,
+    StoryFormatError,
+    detect_format,
+    parse_story,
+)
 
 
 def prompts(text: str, **options: str) -> list[str]:
@@ -287,3 +297,48 @@ def test_it_refuses_more_scenes_than_the_limit() -> None:
 
 def test_story_format_errors_are_value_errors() -> None:
     assert isinstance(error(""), ValueError)
+
+
+# Input the database would refuse (PostgreSQL) or silently keep (SQLite): refused here the same way
+
+
+def test_it_reports_json_nested_too_deeply() -> None:
+    exc = error("[" * 100_000 + "]" * 100_000, fmt="json")
+    assert "nested too deeply" in exc.message
+
+
+def test_it_reports_an_unpaired_surrogate_in_json() -> None:
+    exc = error('[{"prompt": "ok"}, {"prompt": "bad \\ud800 text"}]')
+    assert "Scene 2" in exc.message and "not valid text" in exc.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Before.\n\nA NUL \x00 here.",
+        '[{"prompt": "x", "title": "a\\u0000b"}]',
+        "prompt,characters\nx,Ann\x00\n",
+    ],
+)
+def test_it_reports_a_nul_character(text: str) -> None:
+    exc = error(text)
+    assert "NUL" in exc.message
+
+
+def test_it_reports_a_title_longer_than_the_column() -> None:
+    parse_story(json.dumps([{"prompt": "x", "title": "t" * TITLE_MAX_LENGTH}]))
+    exc = error(json.dumps([{"prompt": "x"}, {"prompt": "x", "title": "t" * (TITLE_MAX_LENGTH + 1)}]))
+    assert "Scene 2" in exc.message and f"{TITLE_MAX_LENGTH} characters" in exc.message
+
+
+def test_it_reports_a_character_name_longer_than_the_column() -> None:
+    parse_story(json.dumps([{"prompt": "x", "characters": ["n" * NAME_MAX_LENGTH]}]))
+    exc = error(json.dumps([{"prompt": "x", "characters": ["n" * (NAME_MAX_LENGTH + 1)]}]))
+    assert "Scene 1" in exc.message and f"{NAME_MAX_LENGTH} characters" in exc.message
+
+
+def test_the_length_limits_are_the_columns() -> None:
+    from projects.models import Character, Scene
+
+    assert Scene._meta.get_field("title").max_length == TITLE_MAX_LENGTH
+    assert Character._meta.get_field("name").max_length == NAME_MAX_LENGTH

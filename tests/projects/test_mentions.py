@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from projects.mentions import aliases_from_text, find_mentions
@@ -100,3 +102,25 @@ def test_aliases_from_text_splits_trims_and_deduplicates() -> None:
 def test_aliases_from_text_handles_an_empty_field() -> None:
     assert aliases_from_text("") == []
     assert aliases_from_text(" , ;\n ") == []
+
+
+def test_it_finds_names_that_overlap_or_share_a_start() -> None:
+    cast = [("full", "Gopal Bhar", []), ("first", "Gopal", []), ("last", "Bhar", []), ("ra", "Ra", [])]
+    assert find_mentions("Gopal  Bhar smiles", cast) == ["full", "first", "last"]
+    assert find_mentions("Gopal Bharat and Ra", cast) == ["first", "ra"]
+
+
+def test_a_finder_compiles_one_pattern_for_any_number_of_prompts(monkeypatch) -> None:
+    from projects import mentions
+
+    compiled: list[str] = []
+
+    def counting(pattern: str, *args):
+        compiled.append(pattern)
+        return re.compile(pattern, *args)
+
+    monkeypatch.setattr(mentions, "_compile", counting)
+    finder = mentions.MentionFinder(CAST)
+    results = [finder.find(f"Scene {i}: Ram and the king") for i in range(300)]
+    assert results == [["raja", "ram"]] * 300
+    assert len(compiled) == 1

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from projects import services
@@ -135,3 +136,25 @@ def test_skip_reason_explains_empty_prompts_and_existing_images(team):
     scene.prompt, scene.image = "x", "projects/1/scenes/a.png"
     assert scene.skip_reason() == "already generated"
     assert scene.skip_reason(regenerate=True) == ""
+
+
+def test_a_scene_deleted_meanwhile_is_refused_clearly_and_nothing_changes(scenes, team):
+    stale = Scene.objects.get(pk=scenes[1].pk)
+    services.scene_delete(scene=scenes[1])
+    for change in (
+        lambda: services.scene_move(scene=stale, to_position=1),
+        lambda: services.scene_delete(scene=stale),
+        lambda: services.scene_update(scene=stale, prompt="Back again", title=""),
+    ):
+        with pytest.raises(ValidationError, match="deleted meanwhile"):
+            change()
+    assert [p for p, _ in positions(team.project)] == [1, 2, 3, 4]
+    assert not Scene.objects.filter(prompt="Back again").exists()
+
+
+def test_saving_a_scene_keeps_a_position_changed_meanwhile(scenes, team):
+    stale = Scene.objects.get(pk=scenes[0].pk)
+    services.scene_move(scene=scenes[0], to_position=5)
+    services.scene_update(scene=stale, prompt="Edited", title="")
+    assert positions(team.project)[-1] == (5, "Edited")
+    assert [p for p, _ in positions(team.project)] == [1, 2, 3, 4, 5]

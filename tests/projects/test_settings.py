@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -69,3 +71,29 @@ def test_provider_secrets_are_never_shown_in_the_settings_page(client, team, set
     assert (
         "sk-very-secret" not in client.get(reverse("project_edit", args=[team.project.pk])).content.decode()
     )
+
+
+@pytest.mark.parametrize("provider", ["simulated", "fake"])
+def test_test_only_providers_are_neither_offered_nor_accepted_unless_debug(client, team, settings, provider):
+    from django.urls import reverse
+
+    settings.DEBUG = False
+    client.force_login(team.owner)
+    url = reverse("project_edit", args=[team.project.pk])
+    assert f'value="{provider}"' not in client.get(url).content.decode()
+    response = client.post(url, {"title": "The Tale", "provider": provider})
+    assert response.status_code == 200
+    team.project.refresh_from_db()
+    assert team.project.provider == ""
+
+
+def test_test_only_providers_are_offered_while_debugging(client, team, settings):
+    from django.urls import reverse
+
+    settings.DEBUG = True
+    client.force_login(team.owner)
+    url = reverse("project_edit", args=[team.project.pk])
+    assert 'value="simulated"' in client.get(url).content.decode()
+    assert client.post(url, {"title": "The Tale", "provider": "simulated"}).status_code == 302
+    team.project.refresh_from_db()
+    assert team.project.provider == "simulated"
