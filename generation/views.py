@@ -56,7 +56,9 @@ def project_status(request: HttpRequest, project_id: int) -> JsonResponse:
 
 
 @login_required
-def version_image(request: HttpRequest, project_id: int, scene_id: int, version_id: int) -> FileResponse:
+def version_image(
+    request: HttpRequest, project_id: int, scene_id: int, version_id: int
+) -> HttpResponse | FileResponse:
     project, _ = project_for_user(request.user, project_id)
     version = get_object_or_404(SceneVersion, pk=version_id, scene_id=scene_id, scene__project=project)
     return send_image(Path(version.image.path), thumb="thumb" in request.GET)
