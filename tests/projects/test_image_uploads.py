@@ -22,12 +22,12 @@ SANDBOX = "default-src 'none'; sandbox"
 SCRIPT = b"<html><body><script>document.title='pwned';window.pwned=1</script></body></html>"
 
 
-def png_with_script(size: tuple[int, int] = (64, 48)) -> bytes:
-    """A valid PNG whose tEXt chunk holds a script: HTML to a browser that sniffs or trusts the name."""
+def png_with_script(script: bytes = SCRIPT) -> bytes:
+    """A valid 64×48 PNG whose tEXt chunk holds a script: a page to a browser that trusts the name."""
     info = PngImagePlugin.PngInfo()
-    info.add_text("Comment", SCRIPT.decode())
+    info.add_text("Comment", script.decode())
     buffer = io.BytesIO()
-    Image.new("RGB", size, "teal").save(buffer, "PNG", pnginfo=info)
+    Image.new("RGB", (64, 48), "teal").save(buffer, "PNG", pnginfo=info)
     return buffer.getvalue()
 
 
