@@ -111,3 +111,18 @@ def test_the_studio_page_passes_its_data_as_json_not_script(client, furnished):
     client.force_login(team.viewer)
     html = client.get(reverse("project_detail", args=[team.project.pk])).content.decode()
     assert '<script id="initial-snapshot" type="application/json">' in html
+
+
+def test_admin_pages_have_no_inline_script_or_style(admin_client, furnished):
+    team, scene, character = furnished
+    urls = [
+        reverse("admin:index"),
+        reverse("admin:projects_character_changelist"),
+        reverse("admin:projects_character_change", args=[character.pk]),
+        reverse("admin:projects_scene_change", args=[scene.pk]),
+        reverse("admin:projects_project_change", args=[team.project.pk]),
+    ]
+    for url in urls:
+        response = admin_client.get(url)
+        assert response.status_code == 200, url
+        assert inline_code(response.content.decode()) == [], url

@@ -194,3 +194,21 @@ def test_formats_outside_the_four_are_refused_even_when_pillow_reads_them(client
     response = post_reference(client, team, "portrait.png", buffer.getvalue())
     assert response.status_code == 200 and "PNG, JPEG, WebP or GIF" in response.content.decode()
     assert not Character.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("payload", "stored_suffix"), [(png_with_script(), ".png"), (corrupt_png(), None)], ids=["png", "corrupt"]
+)
+def test_the_admin_types_an_upload_by_content_too(admin_client, team, payload, stored_suffix):
+    url = reverse("admin:projects_character_add")
+    upload = SimpleUploadedFile("portrait.pdf", payload, "application/pdf")
+    response = admin_client.post(url, {"project": team.project.pk, "name": "Gopal", "reference": upload})
+    character = Character.objects.filter(name="Gopal").first()
+    if stored_suffix is None:
+        assert response.status_code == 200 and character is None
+        assert "damaged" in str(response.context["adminform"].form.errors), response.context[
+            "adminform"
+        ].form.errors
+    else:
+        assert response.status_code == 302, response.content.decode()[:2000]
+        assert Path(character.reference.name).suffix == stored_suffix
