@@ -282,7 +282,8 @@ def send_image(path: Path, *, thumb: bool) -> HttpResponse | FileResponse:
     except NotAnImage as exc:
         refused = HttpResponse(exc.message, status=415, content_type="text/plain; charset=utf-8")
         return harden_file_response(refused)
-    response = FileResponse(path.open("rb"), content_type=fmt.mime)
+    # The download name too comes from the content: "Save image as" must not write a .html file.
+    response = FileResponse(path.open("rb"), content_type=fmt.mime, filename=path.stem + fmt.suffix)
     response["Cache-Control"] = "private, max-age=300"
     return harden_file_response(response)
 

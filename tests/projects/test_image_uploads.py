@@ -113,6 +113,7 @@ def test_a_stored_png_with_a_wrong_suffix_is_still_served_as_a_png(client, team)
     client.force_login(team.viewer)
     response = client.get(reverse("character_reference", args=[team.project.pk, character.pk]))
     assert_inert(response, "image/png")
+    assert response["Content-Disposition"] == 'inline; filename="x.png"'
 
 
 @pytest.mark.parametrize("thumb", [False, True])
