@@ -142,14 +142,10 @@ def validate_reference_image(upload: IO[bytes]) -> None:
 
 
 def validate_new_image_file(value) -> None:
-    """Model-field validator: a newly assigned file (admin, forms) must be a whole image of the four formats.
+    """Model-field validator: a newly assigned file (the admin, any model form) obeys the upload rules.
     A file already in storage was checked when it was stored, and is not read again on every save."""
-    if getattr(value, "_committed", True):
-        return
-    try:
-        inspect_image(value.file)
-    except NotAnImage as exc:
-        raise ValidationError(exc.message, code=exc.code) from exc
+    if not getattr(value, "_committed", True):
+        validate_reference_image(value.file)
 
 
 def thumbnail_path(original: Path) -> Path:
