@@ -27,6 +27,7 @@ from django.db.models import Exists, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
+from generation.checked import ImagesChecked
 from generation.engine.clock import Clock, LoopClock
 from generation.engine.config import EngineConfig
 from generation.engine.hooks import Hooks
@@ -39,6 +40,7 @@ from generation.providers.redact import redact
 from generation.realtime import send_event
 from generation.selectors import run_payload
 from generation.services import LEASE_SECONDS, claimable_scenes, run_release_scenes, scene_version_add
+from projects.images import detect_image_format
 from projects.models import Character, Scene, character_reference_path, scene_image_path
 
 logger = logging.getLogger("generation.runner")
@@ -219,7 +221,7 @@ class RunRecorder(Hooks):
         )
 
     def _store_image(self, key: int, result: ImageResult) -> str:
-        suffix = ".jpg" if result.mime == "image/jpeg" else ".png"
+        suffix = detect_image_format(result.image).suffix  # the content's, never the provider's label
         holder = (
             Scene(project_id=self.run.project_id)
             if self._is_scenes()
@@ -401,7 +403,11 @@ class RunExecution:
             on_lost=self._lost_from_any_thread,
         )
         self.scheduler = Scheduler(
-            provider, config=self.config, clock=self.clock, hooks=self.recorder, limiter=limiter
+            ImagesChecked(provider),
+            config=self.config,
+            clock=self.clock,
+            hooks=self.recorder,
+            limiter=limiter,
         )
         self.stop_seen = asyncio.Event()
         self.lost: str | None = None  # why this worker no longer holds the run, once it does not

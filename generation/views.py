@@ -72,7 +72,9 @@ def project_status(request: HttpRequest, project_id: int) -> JsonResponse:
 
 
 @login_required
-def version_image(request: HttpRequest, project_id: int, scene_id: int, version_id: int) -> FileResponse:
+def version_image(
+    request: HttpRequest, project_id: int, scene_id: int, version_id: int
+) -> HttpResponse | FileResponse:
     project = membership_for(user=request.user, project_id=project_id).project
     version = get_object_or_404(SceneVersion, pk=version_id, scene_id=scene_id, scene__project=project)
     return send_image(Path(version.image.path), thumb="thumb" in request.GET)

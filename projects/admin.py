@@ -219,7 +219,8 @@ class CharacterAdmin(InProjectAdmin):
 
     @admin.display(description="Reference")
     def reference_preview(self, character: Character) -> str:
-        if not character.reference:
+        if not character.reference or character.pk is None:  # None: an add form shown again with errors
             return "—"
         url = reverse("character_reference", args=[character.project_id, character.pk])
-        return format_html('<img src="{}?thumb=1" alt="" style="height:64px;border-radius:6px">', url)
+        # A height attribute, not a style one: the site's CSP allows no inline style.
+        return format_html('<img src="{}?thumb=1" alt="" height="64">', url)

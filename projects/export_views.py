@@ -13,6 +13,7 @@ from django.shortcuts import redirect
 
 from projects import export
 from projects.access import membership_for
+from projects.images import harden_file_response
 
 
 @login_required
@@ -52,7 +53,7 @@ def _download(
     response = StreamingHttpResponse(content, content_type=content_type)
     response["Content-Disposition"] = export.content_disposition(named.filename, named.ascii_filename)
     response["Cache-Control"] = "private, no-store"
-    response["X-Content-Type-Options"] = "nosniff"
+    harden_file_response(response)
     return response
 
 

@@ -5,11 +5,18 @@ from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.db import models
+from django.db.models.fields.files import ImageFieldFile
 from django.urls import reverse
+
+from projects.images import SUFFIXES, detect_image_format, validate_new_image_file
 
 
 def _private_path(kind: str, instance: models.Model, filename: str) -> str:
-    suffix = PurePosixPath(filename).suffix.lower() or ".png"
+    # Callers name the file after its detected content (ContentTypedFile.save, the runner): a suffix
+    # from anywhere else is a bug that would let a client pick how the file is served.
+    suffix = PurePosixPath(filename).suffix
+    if suffix not in SUFFIXES:
+        raise ValueError(f"{filename!r}: an image is stored under the suffix of its detected format")
     return f"projects/{instance.project_id}/{kind}/{uuid.uuid4().hex}{suffix}"
 
 
@@ -19,6 +26,21 @@ def scene_image_path(instance: models.Model, filename: str) -> str:
 
 def character_reference_path(instance: models.Model, filename: str) -> str:
     return _private_path("characters", instance, filename)
+
+
+class ContentTypedFile(ImageFieldFile):
+    def save(self, name: str, content, save: bool = True) -> None:
+        """Stored under the suffix of the format Pillow reads in the content, whatever the name says;
+        NotAnImage when it is not a PNG, JPEG, WebP or GIF."""
+        fmt = detect_image_format(content)
+        super().save(f"{PurePosixPath(name).stem or 'image'}{fmt.suffix}", content, save)
+
+
+class PrivateImageField(models.ImageField):
+    """An image that reaches storage only as one of the four formats, named after its content."""
+
+    attr_class = ContentTypedFile
+    default_validators = [validate_new_image_file]
 
 
 class Role(models.TextChoices):
@@ -76,7 +98,7 @@ class Character(models.Model):
     name = models.CharField(max_length=100)
     aliases = models.TextField(blank=True, help_text="Other names, separated by commas")
     description = models.TextField(blank=True, help_text="Used to generate the reference portrait")
-    reference = models.ImageField(upload_to=character_reference_path, blank=True)
+    reference = PrivateImageField(upload_to=character_reference_path, blank=True)
     claimed_by = models.PositiveBigIntegerField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
@@ -111,7 +133,7 @@ class Scene(models.Model):
     title = models.CharField(max_length=200, blank=True)
     prompt = models.TextField(blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
-    image = models.ImageField(upload_to=scene_image_path, blank=True)
+    image = PrivateImageField(upload_to=scene_image_path, blank=True)
     last_error = models.TextField(blank=True)
     # The run that holds this scene; set and cleared by conditional updates so two runs never share a scene.
     claimed_by = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)

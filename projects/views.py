@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import mimetypes
 from pathlib import Path
 
 from django.contrib import messages
@@ -24,7 +23,13 @@ from projects.forms import (
     SceneForm,
     StoryImportForm,
 )
-from projects.images import ensure_thumbnail
+from projects.images import (
+    THUMB_FORMAT,
+    NotAnImage,
+    detect_image_format,
+    ensure_thumbnail,
+    harden_file_response,
+)
 from projects.importers import StoryFormatError
 from projects.models import Character, Membership, Project, Role, Scene
 
@@ -286,20 +291,26 @@ def member_update(request: HttpRequest, project_id: int, member_id: int) -> Http
     return redirect("member_list", project.pk)
 
 
-def send_image(path: Path, *, thumb: bool) -> FileResponse:
+def send_image(path: Path, *, thumb: bool) -> HttpResponse | FileResponse:
+    """A stored image, typed by its content; 415 for a stored file that is not one of the four formats
+    (one stored before uploads were typed by content) or whose pixels do not decode for a thumbnail."""
     if not path.exists():
         raise Http404("Image file missing")
-    if thumb:
-        path = ensure_thumbnail(path)
-    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    response = FileResponse(path.open("rb"), content_type=content_type)
+    try:
+        fmt = detect_image_format(path)
+        if thumb:
+            path, fmt = ensure_thumbnail(path), THUMB_FORMAT
+    except NotAnImage as exc:
+        refused = HttpResponse(exc.message, status=415, content_type="text/plain; charset=utf-8")
+        return harden_file_response(refused)
+    # The download name too comes from the content: "Save image as" must not write a .html file.
+    response = FileResponse(path.open("rb"), content_type=fmt.mime, filename=path.stem + fmt.suffix)
     response["Cache-Control"] = "private, max-age=300"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return harden_file_response(response)
 
 
 @login_required
-def scene_image(request: HttpRequest, project_id: int, scene_id: int) -> FileResponse:
+def scene_image(request: HttpRequest, project_id: int, scene_id: int) -> HttpResponse | FileResponse:
     project = membership_for(user=request.user, project_id=project_id).project
     scene = get_object_or_404(Scene, pk=scene_id, project=project)
     if not scene.image:
@@ -308,7 +319,9 @@ def scene_image(request: HttpRequest, project_id: int, scene_id: int) -> FileRes
 
 
 @login_required
-def character_reference(request: HttpRequest, project_id: int, character_id: int) -> FileResponse:
+def character_reference(
+    request: HttpRequest, project_id: int, character_id: int
+) -> HttpResponse | FileResponse:
     project = membership_for(user=request.user, project_id=project_id).project
     character = get_object_or_404(Character, pk=character_id, project=project)
     if not character.reference:

@@ -91,7 +91,25 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "scenestudio.csp.StudioCSPMiddleware",
 ]
+
+# Pages load only the studio's own scripts, styles, images and sockets: no inline script or style, so
+# markup that slipped past escaping still cannot run. Images and downloads get a stricter policy of their
+# own (projects.images.FILE_CSP), which this middleware leaves in place.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "connect-src": ["'self'"],  # plus this host's ws:/wss: origin, added per request
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 ROOT_URLCONF = "scenestudio.urls"
 ASGI_APPLICATION = "scenestudio.asgi.application"

@@ -263,7 +263,8 @@ def open_project(browser, logins: dict[tuple[str, str], dict]) -> Iterator[OpenP
     """open_project(studio, username, project, **context_options) -> a logged-in page with a live socket.
 
     Each call gets its own browser context, like a second person on another machine (or a second tab of
-    the same person: one user's contexts share a session). Uncaught JavaScript errors fail the test.
+    the same person: one user's contexts share a session). Uncaught JavaScript errors fail the test, and so
+    does anything the page's Content-Security-Policy refused.
     """
     contexts, errors = [], []
 
@@ -274,6 +275,7 @@ def open_project(browser, logins: dict[tuple[str, str], dict]) -> Iterator[OpenP
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(f"{username}: {error}"))
+        page.on("console", lambda message: _record_csp_violation(errors, username, message))
         if key not in logins:
             log_in(page, studio, username)
             logins[key] = context.storage_state()
@@ -285,6 +287,12 @@ def open_project(browser, logins: dict[tuple[str, str], dict]) -> Iterator[OpenP
     for context in contexts:
         context.close()
     assert not errors, f"JavaScript errors: {errors}"
+
+
+def _record_csp_violation(errors: list[str], username: str, message) -> None:
+    # Chromium reports every refusal of the policy as a console error naming it.
+    if message.type == "error" and "Content Security Policy" in message.text:
+        errors.append(f"{username}: {message.text}")
 
 
 def log_in(page, studio: Studio, username: str) -> None:

@@ -1,0 +1,39 @@
+"""A provider's answer counts as an image only when its bytes are one.
+
+Providers label their answers with a mime type, which is a claim: a proxy's error page, a truncated body
+or a hostile server would otherwise be stored and served as a scene. Checked before the scheduler counts
+a success, so a garbage answer is retried like any garbage body and then fails the scene with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from generation.providers.base import ImageRequest, ImageResult, Provider, TransientError
+from projects.images import NotAnImage, inspect_image
+
+# Far above any provider's output; decoding is what costs memory, so a larger claim is refused unread.
+MAX_SIDE = 8192
+
+
+class ImagesChecked:
+    """Wraps a provider: the same provider, except that every answer is decoded and typed by content."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.provider, name)
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        result = await self.provider.generate(request)
+        try:
+            # Off the event loop: decoding a large image takes tens of milliseconds.
+            info = await asyncio.to_thread(inspect_image, result.image, max_side=MAX_SIDE)
+        except NotAnImage as exc:
+            raise TransientError(
+                f"The provider's answer is not an image we can store. {exc.message}"
+            ) from None
+        return dataclasses.replace(result, mime=info.format.mime)
