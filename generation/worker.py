@@ -21,7 +21,7 @@ from channels.db import database_sync_to_async
 from channels.worker import Worker
 
 from generation import services
-from generation.limits import limiter_for
+from generation.quota.registry import limiter_for
 from generation.models import BatchRun
 from generation.providers.factory import provider_for
 from generation.runner import RunExecution

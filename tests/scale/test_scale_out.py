@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from generation.providers.base import RateLimit
-from generation.redis_limiter import RedisLimiter
+from generation.quota.redis import RedisLimiter
 from tests.scale.servers import Cluster, Process, RedisServer
 
 pytestmark = pytest.mark.scale
