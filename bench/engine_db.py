@@ -38,7 +38,7 @@ async def run_once(project, user) -> tuple[float, object]:
 
     from generation import services
     from generation.providers.simulated import SimulatedProvider
-    from generation.runner import execute_run
+    from generation.runs.execution import execute_run
 
     overrides = {"start_concurrency": 16, "max_concurrency": 16}
     run, _ = await database_sync_to_async(services.run_start)(project=project, user=user, overrides=overrides)

@@ -8,7 +8,7 @@ from django.core.management.base import CommandError
 
 from generation.management.commands.generate import parse_positions
 from generation.models import BatchRun
-from generation.providers import factory
+from generation.runs import providers as factory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,7 @@ from channels.db import database_sync_to_async
 
 from generation import services
 from generation.models import BatchRun, GenerationAttempt
-from generation.runner import RunExecution, execute_run
+from generation.runs.execution import RunExecution, execute_run
 from projects import services as project_services
 from projects.models import Scene
 from tests.generation.conftest import simulated
@@ -288,7 +288,7 @@ async def test_the_snapshot_says_when_a_quota_wait_ends_until_the_run_runs_again
     from generation.engine.config import EngineConfig
     from generation.engine.jobs import Progress
     from generation.providers.base import QuotaError
-    from generation.runner import RunRecorder
+    from generation.runs.execution import RunRecorder
     from generation.selectors import project_snapshot
 
     project, *_ = story

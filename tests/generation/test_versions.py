@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from generation import services
 from generation.models import GenerationAttempt, SceneVersion
-from generation.runner import execute_run
+from generation.runs.execution import execute_run
 from projects.models import Scene
 from tests.generation.conftest import simulated
 

@@ -7,11 +7,11 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.routing import ChannelNameRouter
 
-from generation import worker as worker_module
+from generation.runs import worker as worker_module
 from generation.models import BatchRun
-from generation.providers import factory
+from generation.runs import providers as factory
 from generation.realtime import WORKER_CHANNEL
-from generation.worker import GenerationConsumer, StudioWorker, Supervisor
+from generation.runs.worker import GenerationConsumer, StudioWorker, Supervisor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -64,7 +64,7 @@ async def test_a_run_whose_wake_up_was_lost_is_found_by_the_scan(story, start, s
 async def test_a_crash_inside_the_worker_fails_the_run_and_releases_its_scenes(
     story, start, supervisor, monkeypatch
 ):
-    from generation import worker
+    from generation.runs import worker
 
     def broken(*args, **kwargs):
         raise RuntimeError("provider factory exploded")

@@ -60,7 +60,7 @@ def finished(sql: psycopg.Connection, run_id: int) -> dict | None:
 
 
 def worker_of(owner: str, workers: list[Process]) -> Process:
-    # Worker ids are host-pid-random (generation.worker.Supervisor).
+    # Worker ids are host-pid-random (generation.runs.worker.Supervisor).
     pid = int(owner.rsplit("-", 2)[1])
     return next(worker for worker in workers if worker.pid == pid)
 

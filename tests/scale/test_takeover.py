@@ -14,7 +14,7 @@ from generation import services
 from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from generation.providers.base import ImageRequest, ImageResult
 from generation.providers.simulated import SimulatedProvider
-from generation.runner import RunExecution
+from generation.runs.execution import RunExecution
 from projects.models import Scene
 from tests.generation.conftest import FAST
 

@@ -11,8 +11,8 @@ from channels.db import database_sync_to_async
 from django.core.management.base import BaseCommand, CommandError
 
 from generation import services
-from generation.providers.factory import provider_for
-from generation.runner import RunExecution
+from generation.runs.providers import provider_for
+from generation.runs.execution import RunExecution
 from projects.models import Membership, Project, Role
 
 BAR_WIDTH = 30

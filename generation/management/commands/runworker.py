@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from channels.management.commands.runworker import Command as ChannelsRunworker
 
-from generation.worker import StudioWorker
+from generation.runs.worker import StudioWorker
 
 
 class Command(ChannelsRunworker):

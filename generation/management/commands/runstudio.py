@@ -37,7 +37,7 @@ class Command(BaseCommand):
         from daphne.server import twisted_loop  # importing it installs the asyncio reactor Daphne runs on
 
         from generation.realtime import WORKER_CHANNEL
-        from generation.worker import StudioWorker
+        from generation.runs.worker import StudioWorker
 
         worker = StudioWorker(
             application=get_default_application(),

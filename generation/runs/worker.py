@@ -23,8 +23,8 @@ from channels.worker import Worker
 from generation import services
 from generation.quota.registry import limiter_for
 from generation.models import BatchRun
-from generation.providers.factory import provider_for
-from generation.runner import RunExecution
+from generation.runs.providers import provider_for
+from generation.runs.execution import RunExecution
 
 logger = logging.getLogger("generation.worker")
 

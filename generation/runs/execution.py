@@ -593,7 +593,7 @@ async def execute_run(
     run_id: int, *, worker: str, provider=None, clock: Clock | None = None, limiter: Limiter | None = None
 ) -> BatchRun | None:
     """Claim and execute a run; None when another worker holds it."""
-    from generation.providers.factory import provider_for
+    from generation.runs.providers import provider_for
     from generation.services import run_claim
 
     run = await database_sync_to_async(run_claim)(run_id=run_id, worker=worker)
