@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from generation.engine.config import EngineConfig
 from generation.models import BatchRun, GenerationAttempt, SceneVersion
-from generation.realtime import stop_worker, wake_worker
+from generation.live.events import stop_worker, wake_worker
 from projects.images import thumbnail_path
 from projects.models import Character, Project, Scene
 

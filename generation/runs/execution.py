@@ -35,7 +35,7 @@ from generation.engine.limiter import Limiter
 from generation.engine.scheduler import Interrupted, Scheduler
 from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from generation.providers.base import ImageRequest, ImageResult, ProviderError, QuotaError, Reference
-from generation.realtime import send_event
+from generation.live.events import send_event
 from generation.selectors import run_payload
 from generation.services import LEASE_SECONDS, claimable_scenes, run_release_scenes, scene_version_add
 from projects.models import Character, Scene, character_reference_path, scene_image_path

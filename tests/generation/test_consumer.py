@@ -10,7 +10,7 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
 from generation.models import BatchRun
-from generation.realtime import send_event
+from generation.live.events import send_event
 from generation.routing import websocket_urlpatterns
 from generation.runs.execution import execute_run
 from tests.generation.conftest import simulated

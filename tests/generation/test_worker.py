@@ -10,7 +10,7 @@ from channels.routing import ChannelNameRouter
 from generation.runs import worker as worker_module
 from generation.models import BatchRun
 from generation.runs import providers as factory
-from generation.realtime import WORKER_CHANNEL
+from generation.live.events import WORKER_CHANNEL
 from generation.runs.worker import GenerationConsumer, StudioWorker, Supervisor
 
 pytestmark = pytest.mark.django_db(transaction=True)

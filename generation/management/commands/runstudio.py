@@ -36,7 +36,7 @@ class Command(BaseCommand):
         from channels.routing import get_default_application
         from daphne.server import twisted_loop  # importing it installs the asyncio reactor Daphne runs on
 
-        from generation.realtime import WORKER_CHANNEL
+        from generation.live.events import WORKER_CHANNEL
         from generation.runs.worker import StudioWorker
 
         worker = StudioWorker(
