@@ -6,7 +6,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from generation import selectors
-from generation.live.events import project_group
+from generation.realtime import project_group
 from generation.services import RunRefused, perform_action
 from projects.models import ROLE_RANK, Membership, Role
 

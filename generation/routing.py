@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from generation.consumers import ProjectConsumer
-from generation.live.events import WORKER_CHANNEL
+from generation.realtime import WORKER_CHANNEL
 from generation.runs.worker import GenerationConsumer
 
 websocket_urlpatterns = [path("ws/projects/<int:project_id>/", ProjectConsumer.as_asgi())]
