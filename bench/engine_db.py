@@ -36,8 +36,8 @@ def make_project(scenes: int):
 async def run_once(project, user) -> tuple[float, object]:
     from channels.db import database_sync_to_async
 
-    from generation import services
     from generation.providers.simulated import SimulatedProvider
+    from generation.runs import services
     from generation.runs.execution import execute_run
 
     overrides = {"start_concurrency": 16, "max_concurrency": 16}

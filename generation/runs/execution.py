@@ -33,11 +33,11 @@ from generation.engine.hooks import Hooks
 from generation.engine.jobs import Job, Progress, RunResult, StopReason
 from generation.engine.limiter import Limiter
 from generation.engine.scheduler import Interrupted, Scheduler
+from generation.live.events import send_event
 from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from generation.providers.base import ImageRequest, ImageResult, ProviderError, QuotaError, Reference
-from generation.live.events import send_event
-from generation.selectors import run_payload
-from generation.services import LEASE_SECONDS, claimable_scenes, run_release_scenes, scene_version_add
+from generation.runs.selectors import run_payload
+from generation.runs.services import LEASE_SECONDS, claimable_scenes, run_release_scenes, scene_version_add
 from projects.models import Character, Scene, character_reference_path, scene_image_path
 
 logger = logging.getLogger("generation.runner")
@@ -594,7 +594,7 @@ async def execute_run(
 ) -> BatchRun | None:
     """Claim and execute a run; None when another worker holds it."""
     from generation.runs.providers import provider_for
-    from generation.services import run_claim
+    from generation.runs.services import run_claim
 
     run = await database_sync_to_async(run_claim)(run_id=run_id, worker=worker)
     if run is None:

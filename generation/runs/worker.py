@@ -20,11 +20,11 @@ from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from channels.worker import Worker
 
-from generation import services
-from generation.quota.registry import limiter_for
 from generation.models import BatchRun
-from generation.runs.providers import provider_for
+from generation.quota.registry import limiter_for
+from generation.runs import services
 from generation.runs.execution import RunExecution
+from generation.runs.providers import provider_for
 
 logger = logging.getLogger("generation.worker")
 

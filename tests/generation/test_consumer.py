@@ -9,8 +9,8 @@ from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
-from generation.models import BatchRun
 from generation.live.events import send_event
+from generation.models import BatchRun
 from generation.routing import websocket_urlpatterns
 from generation.runs.execution import execute_run
 from tests.generation.conftest import simulated

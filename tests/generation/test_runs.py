@@ -7,8 +7,8 @@ import threading
 import pytest
 from channels.db import database_sync_to_async
 
-from generation import services
 from generation.models import BatchRun, GenerationAttempt
+from generation.runs import services
 from generation.runs.execution import RunExecution, execute_run
 from projects import services as project_services
 from projects.models import Scene
@@ -289,7 +289,7 @@ async def test_the_snapshot_says_when_a_quota_wait_ends_until_the_run_runs_again
     from generation.engine.jobs import Progress
     from generation.providers.base import QuotaError
     from generation.runs.execution import RunRecorder
-    from generation.selectors import project_snapshot
+    from generation.runs.selectors import project_snapshot
 
     project, *_ = story
     run = await database_sync_to_async(BatchRun.objects.create)(

@@ -4,8 +4,8 @@ import pytest
 from channels.db import database_sync_to_async
 from django.urls import reverse
 
-from generation import services
 from generation.models import GenerationAttempt, SceneVersion
+from generation.runs import services
 from generation.runs.execution import execute_run
 from projects.models import Scene
 from tests.generation.conftest import simulated

@@ -7,10 +7,10 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.routing import ChannelNameRouter
 
-from generation.runs import worker as worker_module
+from generation.live.events import WORKER_CHANNEL
 from generation.models import BatchRun
 from generation.runs import providers as factory
-from generation.live.events import WORKER_CHANNEL
+from generation.runs import worker as worker_module
 from generation.runs.worker import GenerationConsumer, StudioWorker, Supervisor
 
 pytestmark = pytest.mark.django_db(transaction=True)

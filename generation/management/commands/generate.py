@@ -10,9 +10,9 @@ import sys
 from channels.db import database_sync_to_async
 from django.core.management.base import BaseCommand, CommandError
 
-from generation import services
-from generation.runs.providers import provider_for
+from generation.runs import services
 from generation.runs.execution import RunExecution
+from generation.runs.providers import provider_for
 from projects.models import Membership, Project, Role
 
 BAR_WIDTH = 30

@@ -15,8 +15,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from generation.engine.config import EngineConfig
-from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from generation.live.events import stop_worker, wake_worker
+from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from projects.images import thumbnail_path
 from projects.models import Character, Project, Scene
 
