@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from generation.runs.services import RunRefused, run_start
+from generation.services import RunRefused, run_start
 from projects.models import Membership, Role, Scene
 
 

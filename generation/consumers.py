@@ -5,9 +5,9 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from generation import selectors
 from generation.realtime import project_group
-from generation.runs import selectors
-from generation.runs.services import RunRefused, perform_action
+from generation.services import RunRefused, perform_action
 from projects.models import ROLE_RANK, Membership, Role
 
 ACTIONS = {"start", "stop", "retry", "retry_failed", "start_characters"}

@@ -8,9 +8,9 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 
+from generation import selectors
 from generation.models import SceneVersion
-from generation.runs import selectors
-from generation.runs.services import RunRefused, perform_action, scene_version_make_current
+from generation.services import RunRefused, perform_action, scene_version_make_current
 from projects.access import project_for_user
 from projects.models import Role
 from projects.views import send_image

@@ -11,8 +11,8 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from generation.runs.selectors import latest_run, project_snapshot
-from generation.runs.services import missing_references
+from generation.selectors import latest_run, project_snapshot
+from generation.services import missing_references
 from projects import services
 from projects.access import project_for_user
 from projects.forms import (
