@@ -1,6 +1,6 @@
 """The generation worker: a Channels consumer on the `scene-generation` channel plus a scan for orphan runs.
 
-The same code runs embedded in the Daphne process (`make run`) and in `manage.py runworker scene-generation`
+The same code runs embedded in the Daphne process (`make run`) and in `manage.py studioworker`
 processes. A wake-up only says "look now": the run itself lives in the database, so a lost message or a
 restarted worker never loses a run (the scan finds runs that are active and unowned, or whose owner's
 heartbeat went stale). With several worker processes every one hears every wake-up (Redis pub/sub) and the

@@ -76,3 +76,14 @@ async def test_a_crash_inside_the_worker_fails_the_run_and_releases_its_scenes(
     assert run.reason == "The worker hit an internal error"
     project, *_ = story
     assert not await database_sync_to_async(project.scenes.filter(claimed_by__isnull=False).exists)()
+
+
+def test_studioworker_runs_the_studio_worker_on_the_generation_channel_by_default():
+    from django.core.management import get_commands, load_command_class
+
+    command = load_command_class(get_commands()["studioworker"], "studioworker")
+    options = command.create_parser("manage.py", "studioworker").parse_args([])
+    assert command.worker_class is StudioWorker and options.channels == [WORKER_CHANNEL]
+    # The old name keeps working for existing deploys (generation comes before channels in INSTALLED_APPS).
+    runworker = load_command_class(get_commands()["runworker"], "runworker")
+    assert runworker.worker_class is StudioWorker

@@ -1,5 +1,5 @@
 """Real servers on loopback for the scale tests and `bench/scale.py`: Debian's redis-server and PostgreSQL
-in temp dirs on free ports, and a cluster of studio processes (the fake provider, `runworker`s and
+in temp dirs on free ports, and a cluster of studio processes (the fake provider, `studioworker`s and
 `runstudio --worker no` Daphnes) sharing one database, one Redis and one MEDIA_ROOT.
 
 Nothing here imports Django: the processes get everything from their environment, as in production.
@@ -275,10 +275,10 @@ class Cluster:
         return url
 
     def start(self, *, workers: int = 0, daphnes: int = 0) -> tuple[list[Process], list[Process]]:
-        """Start `runworker`s and `runstudio --worker no`s (all at once), and wait until each listens."""
+        """Start `studioworker`s and `runstudio --worker no`s (all at once), and wait until each listens."""
         started = [p for p in self.processes if p.name.startswith("worker")]
         new_workers = [
-            self._spawn(f"worker{len(started) + i + 1}", ["manage.py", "runworker", WORKER_CHANNEL])
+            self._spawn(f"worker{len(started) + i + 1}", ["manage.py", "studioworker", WORKER_CHANNEL])
             for i in range(workers)
         ]
         new_daphnes = []

@@ -1,5 +1,5 @@
 """The studio on real infrastructure: PostgreSQL, Redis as the channel layer and the shared limiter, two
-`runworker` processes and two Daphne processes, against the fake provider over HTTP."""
+`studioworker` processes and two Daphne processes, against the fake provider over HTTP."""
 
 from __future__ import annotations
 
