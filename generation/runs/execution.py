@@ -38,7 +38,7 @@ from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from generation.providers.base import ImageRequest, ImageResult, ProviderError, QuotaError, Reference
 from generation.runs.selectors import run_payload
 from generation.runs.services import LEASE_SECONDS, claimable_scenes, run_release_scenes, scene_version_add
-from projects.models import Character, Scene, character_reference_path, scene_image_path
+from projects.models import Character, Scene, SkipReason, character_reference_path, scene_image_path
 
 logger = logging.getLogger("generation.runner")
 
@@ -151,11 +151,7 @@ class RunRecorder(Hooks):
         self.attempt_ids[job.key] = attempt.pk
         if attempt_no == 1 and self._is_scenes():
             # Fenced: a scene the new owner may have generated since must not look "generating" again.
-            return bool(
-                Scene.objects.filter(Exists(self._ours()), pk=job.key).update(
-                    status=Scene.Status.GENERATING, updated=timezone.now()
-                )
-            )
+            return bool(Scene.objects.filter(pk=job.key).mark_generating(fence=Exists(self._ours())))
         return True
 
     def _last_failed_attempt(self, key: int) -> int | None:
@@ -232,9 +228,7 @@ class RunRecorder(Hooks):
                     prompt=job.request.prompt,
                     attempts=attempts,
                 )
-                Scene.objects.filter(pk=key).update(
-                    image=name, status=Scene.Status.READY, last_error="", claimed_by=None, updated=now
-                )
+                Scene.objects.filter(pk=key).mark_ready(image=name)
             else:
                 old = Character.objects.filter(pk=key).values_list("reference", flat=True).first()
                 Character.objects.filter(pk=key).update(reference=name, claimed_by=None, updated=now)
@@ -263,12 +257,7 @@ class RunRecorder(Hooks):
             if not self.still_held():
                 return False
             if self._is_scenes():
-                Scene.objects.filter(pk=job.key).update(
-                    status=Scene.Status.FAILED,
-                    last_error=reason[:2000],
-                    claimed_by=None,
-                    updated=timezone.now(),
-                )
+                Scene.objects.filter(pk=job.key).mark_failed(reason=reason)
         return True
 
     async def quota_wait(self, seconds: float, until: float, wait_no: int, error: QuotaError) -> None:
@@ -401,8 +390,11 @@ class RunExecution:
         jobs, skips = await database_sync_to_async(self._prepare)()
         await self.recorder.publish("run.started", **run_payload(self.run))
         for key, reason in skips:
-            logger.info("Skipping %s: %s", self.recorder.labels[key], reason)
-            await self.recorder.publish("scene.skipped", item=self.recorder._item(key), reason=reason)
+            logger.info("Skipping %s: %s", self.recorder.labels[key], reason.label)
+            # `reason` keeps the wording pages compare today; `reason_code` is what they should read.
+            await self.recorder.publish(
+                "scene.skipped", item=self.recorder._item(key), reason=reason.label, reason_code=reason
+            )
         if self.run.stop_requested:  # taken over from a worker that died while the run was stopping
             self.stop()
         watcher = asyncio.create_task(self._watch())
@@ -468,7 +460,7 @@ class RunExecution:
         held = BatchRun.objects.filter(pk=self.run.pk, owner=self.worker).update(heartbeat=timezone.now())
         return bool(held), BatchRun.objects.filter(pk=self.run.pk, stop_requested=True).exists()
 
-    def _prepare(self) -> tuple[list[Job], list[tuple[int, str]]]:
+    def _prepare(self) -> tuple[list[Job], list[tuple[int, SkipReason]]]:
         run = self.run
         # Zeros for a new run; a run taken over from a worker that died carries its counts on.
         self.recorder.carried = Carried(
@@ -487,7 +479,7 @@ class RunExecution:
         self.run.save(update_fields=["skipped", "status", "started"])
         return jobs, skips
 
-    def _scene_jobs(self) -> tuple[list[Job], list[tuple[int, str]]]:
+    def _scene_jobs(self) -> tuple[list[Job], list[tuple[int, SkipReason]]]:
         scenes = list(self.run.scenes.order_by("position").prefetch_related("characters"))
         # Scenes this run generated before it was taken over: done, neither skipped nor generated again.
         done = set(SceneVersion.objects.filter(attempt__run=self.run).values_list("scene_id", flat=True))
@@ -498,17 +490,17 @@ class RunExecution:
             self.recorder.positions[scene.pk] = scene.position
             if scene.pk in done:
                 continue
-            reason = scene.skip_reason(regenerate=self.run.regenerate)
+            reason = scene.skip_code(regenerate=self.run.regenerate)
             (skips.append((scene.pk, reason)) if reason else wanted.append(scene))
-        empty = [pk for pk, reason in skips if reason == "empty prompt"]
-        Scene.objects.filter(pk__in=empty).update(status=Scene.Status.SKIPPED, updated=timezone.now())
+        empty = [pk for pk, reason in skips if reason == SkipReason.EMPTY_PROMPT]
+        Scene.objects.filter(pk__in=empty).mark_skipped()
         claimable_scenes(run=self.run, scene_ids=[s.pk for s in wanted])
         claimed = set(
             Scene.objects.filter(pk__in=[s.pk for s in wanted], claimed_by=self.run.pk).values_list(
                 "pk", flat=True
             )
         )
-        skips += [(s.pk, "being generated by another run") for s in wanted if s.pk not in claimed]
+        skips += [(s.pk, SkipReason.BUSY) for s in wanted if s.pk not in claimed]
         references = _reference_cache()
         jobs = [self._scene_job(s, references) for s in wanted if s.pk in claimed]
         return jobs, skips

@@ -7,7 +7,7 @@ from typing import Any
 from django.urls import reverse
 
 from generation.models import BatchRun
-from projects.models import Scene
+from projects.models import Scene, SkipReason
 
 
 def run_payload(run: BatchRun) -> dict[str, Any]:
@@ -42,14 +42,16 @@ def scene_state(scene: Scene) -> dict[str, Any]:
         url = reverse("scene_image", args=[scene.project_id, scene.pk])
         thumbnail = f"{url}?thumb=1&v={int(scene.updated.timestamp())}"
     reason = scene.last_error if scene.status == Scene.Status.FAILED else ""
-    if scene.status == Scene.Status.SKIPPED:
-        reason = "empty prompt"
+    code = ""
+    if scene.status == Scene.Status.SKIPPED:  # only an empty prompt leaves a scene skipped
+        code, reason = SkipReason.EMPTY_PROMPT.value, SkipReason.EMPTY_PROMPT.label
     return {
         "id": scene.pk,
         "position": scene.position,
         "status": scene.status,
         "thumbnail": thumbnail,
         "reason": reason,
+        "reason_code": code,
     }
 
 

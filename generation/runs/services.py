@@ -41,7 +41,7 @@ def engine_config(overrides: dict | None = None) -> EngineConfig:
 
 def missing_references(*, scenes: Sequence[Scene], regenerate: bool = False) -> list[Character]:
     """Characters in the scenes this run would generate that have no reference image yet."""
-    to_generate = [s.pk for s in scenes if not s.skip_reason(regenerate=regenerate)]
+    to_generate = [s.pk for s in scenes if not s.skip_code(regenerate=regenerate)]
     return list(Character.objects.filter(scenes__in=to_generate, reference="").distinct().order_by("name"))
 
 
@@ -212,7 +212,7 @@ def _run_requeue(*, run_id: int, previous: str, now) -> None:
         error_kind="interrupted",
         error_message=f"Worker {previous} stopped renewing its lease; another worker took the run over",
     )
-    requeued = _requeue_generating(run_id=run_id)
+    requeued = Scene.objects.filter(claimed_by=run_id).mark_requeued()
     logger.warning(
         "Took run %s over from %s: %d attempt(s) interrupted, %d scene(s) requeued",
         run_id,
@@ -251,16 +251,9 @@ def run_fail(*, run_id: int, reason: str, worker: str | None = None) -> None:
         run_release_scenes(run_id=run_id)
 
 
-def _requeue_generating(*, run_id: int) -> int:
-    """Scenes the run left mid-generation go back to pending; their requests will never be answered."""
-    return Scene.objects.filter(claimed_by=run_id, status=Scene.Status.GENERATING).update(
-        status=Scene.Status.PENDING, updated=timezone.now()
-    )
-
-
 def run_release_scenes(*, run_id: int) -> None:
     """A run ended: requeue what it left mid-generation, and let go of every scene it still claims."""
-    _requeue_generating(run_id=run_id)
+    Scene.objects.filter(claimed_by=run_id).mark_requeued()
     Scene.objects.filter(claimed_by=run_id).update(claimed_by=None)
 
 
@@ -333,10 +326,9 @@ def _next_version(scene: Scene) -> int:
 def scene_version_make_current(*, version: SceneVersion) -> Scene:
     """Show an older (or newer) image again; nothing is deleted."""
     scene = version.scene
-    scene.image = version.image.name
-    scene.status = Scene.Status.READY
-    scene.last_error = ""
-    scene.save(update_fields=["image", "status", "last_error", "updated"])
+    # The scene's claim stays: a run generating it now still holds it.
+    Scene.objects.filter(pk=scene.pk).mark_ready(image=version.image.name, release=False)
+    scene.refresh_from_db()
     return scene
 
 

@@ -309,3 +309,29 @@ async def test_the_snapshot_says_when_a_quota_wait_ends_until_the_run_runs_again
     running = Progress(6, 1, 0, 1, 5, 5, 2, 0, 1, 2.0, 10.0, paused_until=None)
     await database_sync_to_async(recorder._write_progress)(running)
     assert (await snapshot_run())["quota_resume_at"] is None
+
+
+async def test_skips_carry_a_code_along_with_the_words_in_events_and_the_snapshot(story, start):
+    from generation.selectors import project_snapshot
+
+    project, scenes, _ = story
+    events: list[dict] = []
+    run = await database_sync_to_async(start)()
+    await RunExecution(
+        await database_sync_to_async(services.run_claim)(run_id=run.pk, worker="w1"),
+        provider=simulated(),
+        worker="w1",
+        listener=events.append,
+    ).execute()
+    skipped = {
+        e["item"]["position"]: (e["reason"], e["reason_code"]) for e in events if e["type"] == "scene.skipped"
+    }
+    assert skipped == {3: ("empty prompt", "empty_prompt"), 5: ("already generated", "already_generated")}
+    snapshot = await database_sync_to_async(project_snapshot)(project_id=project.pk)
+    empty = next(s for s in snapshot["scenes"] if s["position"] == 3)
+    assert (empty["status"], empty["reason"], empty["reason_code"]) == (
+        "skipped",
+        "empty prompt",
+        "empty_prompt",
+    )
+    assert next(s for s in snapshot["scenes"] if s["position"] == 1)["reason_code"] == ""
