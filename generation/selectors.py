@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
-from generation.runs.selectors import latest_run, project_snapshot, run_payload, scene_state
+from generation.runs.selectors import (
+    active_run,
+    latest_run,
+    missing_references,
+    project_snapshot,
+    run_payload,
+    scene_state,
+)
 
-__all__ = ["latest_run", "project_snapshot", "run_payload", "scene_state"]
+__all__ = ["active_run", "latest_run", "missing_references", "project_snapshot", "run_payload", "scene_state"]

@@ -5,10 +5,10 @@ The workflows live in generation/runs/services.py; names here are the ones other
 
 from __future__ import annotations
 
+from generation.runs.selectors import missing_references  # a read: kept here for projects/views.py
 from generation.runs.services import (
     RunRefused,
     character_run_start,
-    missing_references,
     perform_action,
     run_start,
     run_stop,

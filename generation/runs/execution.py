@@ -36,8 +36,8 @@ from generation.engine.scheduler import Interrupted, Scheduler
 from generation.live.events import send_event
 from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from generation.providers.base import ImageRequest, ImageResult, ProviderError, QuotaError, Reference
-from generation.runs.selectors import run_payload
-from generation.runs.services import LEASE_SECONDS, claimable_scenes, run_release_scenes, scene_version_add
+from generation.runs.selectors import run_payload, scenes_claimed
+from generation.runs.services import LEASE_SECONDS, run_release_scenes, scene_version_add, scenes_claim
 from projects.models import Character, Scene, SkipReason, character_reference_path, scene_image_path
 
 logger = logging.getLogger("generation.runner")
@@ -494,12 +494,8 @@ class RunExecution:
             (skips.append((scene.pk, reason)) if reason else wanted.append(scene))
         empty = [pk for pk, reason in skips if reason == SkipReason.EMPTY_PROMPT]
         Scene.objects.filter(pk__in=empty).mark_skipped()
-        claimable_scenes(run=self.run, scene_ids=[s.pk for s in wanted])
-        claimed = set(
-            Scene.objects.filter(pk__in=[s.pk for s in wanted], claimed_by=self.run.pk).values_list(
-                "pk", flat=True
-            )
-        )
+        scenes_claim(run=self.run, scene_ids=[s.pk for s in wanted])
+        claimed = scenes_claimed(run=self.run, scene_ids=[s.pk for s in wanted])
         skips += [(s.pk, SkipReason.BUSY) for s in wanted if s.pk not in claimed]
         references = _reference_cache()
         jobs = [self._scene_job(s, references) for s in wanted if s.pk in claimed]

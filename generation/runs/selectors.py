@@ -1,13 +1,44 @@
-"""Reads that build what clients see: the snapshot a (re)connecting browser starts from."""
+"""Reads about runs: the preflight, what a worker looks for, and the snapshot a (re)connecting browser
+starts from."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
+from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 
 from generation.models import BatchRun
-from projects.models import Scene, SkipReason
+from projects.models import Character, Project, Scene, SkipReason
+
+
+def missing_references(*, scenes: Sequence[Scene], regenerate: bool = False) -> list[Character]:
+    """Characters in the scenes this run would generate that have no reference image yet."""
+    to_generate = [s.pk for s in scenes if not s.skip_code(regenerate=regenerate)]
+    return list(Character.objects.filter(scenes__in=to_generate, reference="").distinct().order_by("name"))
+
+
+def active_run(project: Project) -> BatchRun | None:
+    return project.runs.filter(status__in=BatchRun.ACTIVE).first()
+
+
+def runs_needing_a_worker(*, lease_seconds: float = BatchRun.LEASE_SECONDS) -> list[int]:
+    """Active runs nobody holds: never picked up, or held by a worker that stopped beating."""
+    stale = timezone.now() - timedelta(seconds=lease_seconds)
+    unowned = Q(owner="") | Q(heartbeat__lt=stale) | Q(heartbeat__isnull=True)
+    return list(
+        BatchRun.objects.filter(unowned, status__in=BatchRun.ACTIVE)
+        .order_by("created")
+        .values_list("pk", flat=True)
+    )
+
+
+def scenes_claimed(*, run: BatchRun, scene_ids: Sequence[int]) -> set[int]:
+    """Which of these scenes `run` holds (after scenes_claim)."""
+    return set(Scene.objects.filter(pk__in=scene_ids, claimed_by=run.pk).values_list("pk", flat=True))
 
 
 def run_payload(run: BatchRun) -> dict[str, Any]:

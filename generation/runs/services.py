@@ -1,4 +1,8 @@
-"""Workflows of batch generation: start, stop and execute runs. Views, consumers and commands call these."""
+"""Workflows of batch generation: start, stop, claim and end runs, record versions, clean up media.
+
+Reads live in selectors.py; views, consumers and commands reach both through generation/services.py
+and generation/selectors.py.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +21,10 @@ from django.utils import timezone
 from generation.engine.config import EngineConfig
 from generation.live.events import stop_worker, wake_worker
 from generation.models import BatchRun, GenerationAttempt, SceneVersion
+from generation.runs.selectors import active_run, missing_references
+from projects.access import project_for_user
 from projects.images import thumbnail_path
-from projects.models import Character, Project, Scene
+from projects.models import Character, Project, Role, Scene
 
 logger = logging.getLogger("generation.services")
 
@@ -37,16 +43,6 @@ def engine_config(overrides: dict | None = None) -> EngineConfig:
         return EngineConfig.from_mapping({**settings.GENERATION_ENGINE, **(overrides or {})})
     except ValueError as exc:
         raise RunRefused(str(exc)) from exc
-
-
-def missing_references(*, scenes: Sequence[Scene], regenerate: bool = False) -> list[Character]:
-    """Characters in the scenes this run would generate that have no reference image yet."""
-    to_generate = [s.pk for s in scenes if not s.skip_code(regenerate=regenerate)]
-    return list(Character.objects.filter(scenes__in=to_generate, reference="").distinct().order_by("name"))
-
-
-def active_run(project: Project) -> BatchRun | None:
-    return project.runs.filter(status__in=BatchRun.ACTIVE).first()
 
 
 def run_start(
@@ -155,17 +151,14 @@ def run_stop(*, run: BatchRun) -> BatchRun:
     return run
 
 
-def claimable_scenes(*, run: BatchRun, scene_ids: Sequence[int]) -> int:
+def scenes_claim(*, run: BatchRun, scene_ids: Sequence[int]) -> int:
     """Claim scenes for `run` with one conditional update; a scene held by another live run is left alone."""
     live = BatchRun.objects.filter(status__in=BatchRun.ACTIVE).exclude(pk=run.pk).values("pk")
     free = Q(claimed_by__isnull=True) | Q(claimed_by=run.pk) | ~Q(claimed_by__in=live)
     return Scene.objects.filter(free, pk__in=scene_ids).update(claimed_by=run.pk)
 
 
-# A worker renews its lease (BatchRun.heartbeat) every 0.5 s; another may take the run over once it is this
-# old. The holder gives the run up itself after half of it without a renewal (runner.RunExecution._watch),
-# so it has stopped sending before anyone else can start.
-LEASE_SECONDS = 15
+LEASE_SECONDS = BatchRun.LEASE_SECONDS
 
 
 def run_claim(*, run_id: int, worker: str, lease_seconds: float = LEASE_SECONDS) -> BatchRun | None:
@@ -222,17 +215,6 @@ def _run_requeue(*, run_id: int, previous: str, now) -> None:
     )
 
 
-def runs_needing_a_worker(*, lease_seconds: float = LEASE_SECONDS) -> list[int]:
-    """Active runs nobody holds: never picked up, or held by a worker that stopped beating."""
-    stale = timezone.now() - timedelta(seconds=lease_seconds)
-    unowned = Q(owner="") | Q(heartbeat__lt=stale) | Q(heartbeat__isnull=True)
-    return list(
-        BatchRun.objects.filter(unowned, status__in=BatchRun.ACTIVE)
-        .order_by("created")
-        .values_list("pk", flat=True)
-    )
-
-
 def run_fail(*, run_id: int, reason: str, worker: str | None = None) -> None:
     """End a run that cannot go on (a crash in its worker); its scenes are released for the next run.
 
@@ -259,9 +241,6 @@ def run_release_scenes(*, run_id: int) -> None:
 
 def perform_action(*, project_id: int, user, action: str, scene_id: int | None = None) -> dict:
     """One entry for start / stop / retry from a socket or a form. Raises RunRefused with the reason."""
-    from projects.access import project_for_user
-    from projects.models import Role
-
     project, _ = project_for_user(user, project_id, needs=Role.EDITOR)
     if action == "stop":
         run = active_run(project)

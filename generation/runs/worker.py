@@ -22,7 +22,7 @@ from channels.worker import Worker
 
 from generation.models import BatchRun
 from generation.quota.registry import limiter_for
-from generation.runs import services
+from generation.runs import selectors, services
 from generation.runs.execution import RunExecution
 from generation.runs.providers import provider_for
 
@@ -110,7 +110,7 @@ class Supervisor:
     async def scan_forever(self) -> None:
         while True:
             try:
-                for run_id in await database_sync_to_async(services.runs_needing_a_worker)():
+                for run_id in await database_sync_to_async(selectors.runs_needing_a_worker)():
                     self.wake(run_id)
             except Exception:
                 logger.exception("Scanning for runs failed; trying again")

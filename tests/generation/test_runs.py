@@ -119,12 +119,12 @@ def test_a_scene_held_by_a_live_run_cannot_be_claimed_by_another(story, team, ma
     other_project = project_services.project_create(title="B", user=team.owner)
     first = BatchRun.objects.create(project=project, provider="sketch", status="running")
     second = BatchRun.objects.create(project=other_project, provider="sketch", status="running")
-    assert services.claimable_scenes(run=first, scene_ids=[scenes[0].pk]) == 1
-    assert services.claimable_scenes(run=second, scene_ids=[scenes[0].pk]) == 0
+    assert services.scenes_claim(run=first, scene_ids=[scenes[0].pk]) == 1
+    assert services.scenes_claim(run=second, scene_ids=[scenes[0].pk]) == 0
     first.status = "failed"
     first.save()
     # The holder died: its claim no longer blocks anybody.
-    assert services.claimable_scenes(run=second, scene_ids=[scenes[0].pk]) == 1
+    assert services.scenes_claim(run=second, scene_ids=[scenes[0].pk]) == 1
 
 
 def test_two_workers_racing_for_one_run_one_wins(story, team):
