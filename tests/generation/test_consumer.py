@@ -164,7 +164,7 @@ async def test_events_are_coalesced_into_batches_in_order_and_the_end_of_a_run_i
 async def test_a_run_pacing_itself_to_its_quota_tells_the_watchers_when_the_next_request_goes(story, team):
     from generation.engine.clock import LoopClock
     from generation.engine.config import EngineConfig
-    from generation.runs.execution import RunRecorder
+    from generation.runs.recorder import RunRecorder
 
     project, *_ = story
     run = await database_sync_to_async(BatchRun.objects.create)(project=project, provider="sketch")

@@ -288,7 +288,7 @@ async def test_the_snapshot_says_when_a_quota_wait_ends_until_the_run_runs_again
     from generation.engine.config import EngineConfig
     from generation.engine.jobs import Progress
     from generation.providers.base import QuotaError
-    from generation.runs.execution import RunRecorder
+    from generation.runs.recorder import RunRecorder
     from generation.runs.selectors import project_snapshot
 
     project, *_ = story
@@ -304,10 +304,10 @@ async def test_the_snapshot_says_when_a_quota_wait_ends_until_the_run_runs_again
     waiting = await snapshot_run()
     assert waiting["status"] == "waiting_quota" and waiting["quota_resume_at"]
     paused = Progress(6, 0, 0, 0, 6, 5, 1, 0, 1, 1.0, None, paused_until=20.0)
-    await database_sync_to_async(recorder._write_progress)(paused)
+    await database_sync_to_async(recorder.write_progress)(paused)
     assert (await snapshot_run())["quota_resume_at"] == waiting["quota_resume_at"]
     running = Progress(6, 1, 0, 1, 5, 5, 2, 0, 1, 2.0, 10.0, paused_until=None)
-    await database_sync_to_async(recorder._write_progress)(running)
+    await database_sync_to_async(recorder.write_progress)(running)
     assert (await snapshot_run())["quota_resume_at"] is None
 
 
