@@ -4,6 +4,7 @@ recorder as its hooks, watch the lease and the stop flag, and record the outcome
 Several workers may run: the one named in BatchRun.owner holds the run (a lease renewed by its heartbeat).
 Every write a worker makes for a run is fenced on still holding it, so a worker that lost the run to
 another (its lease lapsed while it was stalled or cut off) writes nothing more, and stops at once.
+`run_execute` is the one way in, for the worker, `manage.py generate`, tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from generation.engine.limiter import Limiter
 from generation.engine.scheduler import Scheduler
 from generation.models import BatchRun, GenerationAttempt
 from generation.providers.base import Provider
+from generation.quota.registry import limiter_for
 from generation.runs.providers import provider_for
 from generation.runs.recorder import Carried, RunRecorder
 from generation.runs.selectors import run_payload
@@ -35,6 +37,36 @@ STOP_POLL_SECONDS = 0.5
 # A worker that could not renew its lease for this long stops sending and gives the run up: others may
 # take it over only after LEASE_SECONDS, so the margin covers clock skew and a slow last write.
 SELF_FENCE_SECONDS = LEASE_SECONDS / 2
+
+
+async def run_execute(
+    *,
+    run_id: int,
+    worker: str,
+    listener: Callable[[dict], None] | None = None,
+    provider: Provider | None = None,
+    clock: Clock | None = None,
+    on_start: Callable[[RunExecution], None] | None = None,
+) -> BatchRun | None:
+    """Claim the run for `worker` and execute it to its end; None when another worker holds it.
+
+    The provider comes from the run's settings and shares its credential's limiter (in Redis with several
+    processes) with every other run. An injected `provider` (tests, benchmarks) is the caller's own, and
+    so is its limiter. `on_start` receives the execution before it starts, to stop it from outside.
+    """
+    run = await database_sync_to_async(run_claim)(run_id=run_id, worker=worker)
+    if run is None:
+        return None
+    limiter = None
+    if provider is None:
+        provider = provider_for(run.provider, run.model)
+        limiter = limiter_for(provider, run.config)
+    execution = RunExecution(
+        run, provider=provider, worker=worker, clock=clock, limiter=limiter, listener=listener
+    )
+    if on_start is not None:
+        on_start(execution)
+    return await execution.execute()
 
 
 class RunExecution:
@@ -196,15 +228,3 @@ class RunExecution:
             run_release_scenes(run_id=run.pk)
         logger.info("Run %s %s: %s", run.pk, run.status, run.summary)
         return True
-
-
-async def execute_run(
-    run_id: int, *, worker: str, provider=None, clock: Clock | None = None, limiter: Limiter | None = None
-) -> BatchRun | None:
-    """Claim and execute a run; None when another worker holds it."""
-    run = await database_sync_to_async(run_claim)(run_id=run_id, worker=worker)
-    if run is None:
-        return None
-    provider = provider or provider_for(run.provider, run.model)
-    execution = RunExecution(run, provider=provider, worker=worker, clock=clock, limiter=limiter)
-    return await execution.execute()

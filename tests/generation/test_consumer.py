@@ -12,7 +12,7 @@ from channels.testing import WebsocketCommunicator
 from generation.live.events import send_event
 from generation.models import BatchRun
 from generation.routing import websocket_urlpatterns
-from generation.runs.execution import execute_run
+from generation.runs.execution import run_execute
 from tests.generation.conftest import simulated
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -103,7 +103,7 @@ async def test_watchers_see_every_scene_event_in_order_with_sequence_numbers(sto
         for communicator, _ in watchers:
             await communicator.receive_json_from()
         run = await database_sync_to_async(start)(overrides={"start_concurrency": 2})
-        await execute_run(run.pk, worker="w", provider=simulated())
+        await run_execute(run_id=run.pk, worker="w", provider=simulated())
         for communicator, _ in watchers:
             events = await drain(communicator)
             assert [e["seq"] for e in events] == list(range(1, len(events) + 1))

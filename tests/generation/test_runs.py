@@ -9,7 +9,7 @@ from channels.db import database_sync_to_async
 
 from generation.models import BatchRun, GenerationAttempt
 from generation.runs import services
-from generation.runs.execution import RunExecution, execute_run
+from generation.runs.execution import RunExecution, run_execute
 from projects import services as project_services
 from projects.models import Scene
 from tests.generation.conftest import simulated
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def execute(run, provider=None, worker="w1"):
-    return await execute_run(run.pk, worker=worker, provider=provider or simulated())
+    return await run_execute(run_id=run.pk, worker=worker, provider=provider or simulated())
 
 
 def statuses(project) -> list[str]:

@@ -18,14 +18,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def supervisor(settings, monkeypatch):
-    factory._CACHE.clear()
+    factory.provider_cache_clear()
     settings.GENERATION_PROVIDER = "simulated"
     settings.GENERATION_PROVIDERS = {**settings.GENERATION_PROVIDERS, "simulated": {"latency": 0.01}}
     fresh = Supervisor()
     monkeypatch.setattr(worker_module, "supervisor", fresh)
     monkeypatch.setattr(worker_module, "SCAN_SECONDS", 0.1)
     yield fresh
-    factory._CACHE.clear()
+    factory.provider_cache_clear()
 
 
 async def wait_for_status(run_id: int, status: str, timeout: float = 10) -> BatchRun:
@@ -64,12 +64,12 @@ async def test_a_run_whose_wake_up_was_lost_is_found_by_the_scan(story, start, s
 async def test_a_crash_inside_the_worker_fails_the_run_and_releases_its_scenes(
     story, start, supervisor, monkeypatch
 ):
-    from generation.runs import worker
+    from generation.runs import execution
 
     def broken(*args, **kwargs):
         raise RuntimeError("provider factory exploded")
 
-    monkeypatch.setattr(worker, "provider_for", broken)
+    monkeypatch.setattr(execution, "provider_for", broken)
     run = await database_sync_to_async(start)()
     supervisor.wake(run.pk)
     run = await wait_for_status(run.pk, "failed")
