@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from generation.runs.selectors import (
     active_run,
+    current_versions,
     latest_run,
     missing_references,
     project_snapshot,
@@ -11,4 +12,12 @@ from generation.runs.selectors import (
     scene_state,
 )
 
-__all__ = ["active_run", "latest_run", "missing_references", "project_snapshot", "run_payload", "scene_state"]
+__all__ = [
+    "active_run",
+    "current_versions",
+    "latest_run",
+    "missing_references",
+    "project_snapshot",
+    "run_payload",
+    "scene_state",
+]

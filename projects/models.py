@@ -85,7 +85,6 @@ class Character(models.Model):
     aliases = models.TextField(blank=True, help_text="Other names, separated by commas")
     description = models.TextField(blank=True, help_text="Used to generate the reference portrait")
     reference = models.ImageField(upload_to=character_reference_path, blank=True)
-    claimed_by = models.PositiveBigIntegerField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

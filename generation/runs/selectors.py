@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from generation.models import BatchRun
+from generation.models import BatchRun, SceneVersion
 from projects.models import Character, Project, Scene, SkipReason
 
 
@@ -65,6 +65,17 @@ def run_payload(run: BatchRun) -> dict[str, Any]:
         if run.quota_resume_at and run.status == BatchRun.Status.WAITING_QUOTA
         else None,
     }
+
+
+def current_versions(*, project_id: int) -> dict[int, dict[str, Any]]:
+    """Scene id -> the metadata of its current version: the one whose image is the scene's image (scenes
+    may have none at all)."""
+    current = SceneVersion.objects.filter(scene__project_id=project_id, image=F("scene__image")).exclude(
+        image=""
+    )
+    fields = ("scene_id", "number", "provider", "model", "seed", "prompt", "attempts", "created")
+    # Ascending numbers, so should two rows ever share a file the newest one wins.
+    return {v["scene_id"]: v for v in current.order_by("scene_id", "number").values(*fields)}
 
 
 def scene_state(scene: Scene) -> dict[str, Any]:
