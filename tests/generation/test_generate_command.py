@@ -16,6 +16,7 @@ from generation.runs import providers as factory
 from generation.runs import services as run_services
 from generation.runs.execution import run_execute
 from generation.runs.services import run_claim
+from projects import services
 from tests.generation.conftest import simulated
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -60,8 +61,6 @@ def test_it_exits_non_zero_when_every_scene_failed(story, settings):
 
 
 def test_it_refuses_with_the_preflight_reason(story):
-    from projects import services
-
     project, scenes, _ = story
     scenes[0].characters.add(services.character_save(project=project, name="Ram"))
     with pytest.raises(CommandError, match="Ram"):

@@ -6,10 +6,17 @@ import threading
 
 import pytest
 from channels.db import database_sync_to_async
+from django.db import IntegrityError, connection, transaction
 
+from generation.engine.clock import LoopClock
+from generation.engine.config import EngineConfig
+from generation.engine.jobs import Progress
 from generation.models import BatchRun, GenerationAttempt
+from generation.providers.base import QuotaError
 from generation.runs import services
 from generation.runs.execution import RunExecution, run_execute
+from generation.runs.recorder import RunRecorder
+from generation.selectors import project_snapshot
 from projects import services as project_services
 from projects.models import Scene
 from tests.generation.conftest import simulated
@@ -84,8 +91,6 @@ def test_a_second_start_gets_the_active_run_back(story, team):
 
 
 def test_the_database_allows_only_one_active_run_per_project(story, team):
-    from django.db import IntegrityError, transaction
-
     project, *_ = story
     BatchRun.objects.create(project=project, provider="sketch")
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -98,7 +103,6 @@ def test_concurrent_starts_create_exactly_one_run(story, team):
     results, barrier = [], threading.Barrier(4)
 
     def go():
-        from django.db import connection
 
         barrier.wait()
         try:
@@ -284,13 +288,6 @@ def test_the_summary_message_has_the_product_owners_three_shapes(counts, message
 
 
 async def test_the_snapshot_says_when_a_quota_wait_ends_until_the_run_runs_again(story):
-    from generation.engine.clock import LoopClock
-    from generation.engine.config import EngineConfig
-    from generation.engine.jobs import Progress
-    from generation.providers.base import QuotaError
-    from generation.runs.recorder import RunRecorder
-    from generation.runs.selectors import project_snapshot
-
     project, *_ = story
     run = await database_sync_to_async(BatchRun.objects.create)(
         project=project, provider="sketch", status="running", owner="w"
@@ -312,8 +309,6 @@ async def test_the_snapshot_says_when_a_quota_wait_ends_until_the_run_runs_again
 
 
 async def test_skips_carry_a_code_along_with_the_words_in_events_and_the_snapshot(story, start):
-    from generation.selectors import project_snapshot
-
     project, scenes, _ = story
     events: list[dict] = []
     run = await database_sync_to_async(start)()

@@ -6,9 +6,11 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.routing import ChannelNameRouter
+from django.core.management import get_commands, load_command_class
 
 from generation.live.events import WORKER_CHANNEL
 from generation.models import BatchRun
+from generation.runs import execution
 from generation.runs import providers as factory
 from generation.runs import worker as worker_module
 from generation.runs.worker import GenerationConsumer, StudioWorker, Supervisor
@@ -64,7 +66,6 @@ async def test_a_run_whose_wake_up_was_lost_is_found_by_the_scan(story, start, s
 async def test_a_crash_inside_the_worker_fails_the_run_and_releases_its_scenes(
     story, start, supervisor, monkeypatch
 ):
-    from generation.runs import execution
 
     def broken(*args, **kwargs):
         raise RuntimeError("provider factory exploded")
@@ -79,8 +80,6 @@ async def test_a_crash_inside_the_worker_fails_the_run_and_releases_its_scenes(
 
 
 def test_studioworker_runs_the_studio_worker_on_the_generation_channel_by_default():
-    from django.core.management import get_commands, load_command_class
-
     command = load_command_class(get_commands()["studioworker"], "studioworker")
     options = command.create_parser("manage.py", "studioworker").parse_args([])
     assert command.worker_class is StudioWorker and options.channels == [WORKER_CHANNEL]
