@@ -12,6 +12,8 @@ from django.db import connection
 
 from generation.management.commands.generate import parse_positions
 from generation.models import BatchRun
+from generation.quota.registry import limiter_for as real_limiter_for
+from generation.runs import execution
 from generation.runs import providers as factory
 from generation.runs import services as run_services
 from generation.runs.execution import run_execute
@@ -100,3 +102,18 @@ def test_it_follows_the_run_when_an_idle_worker_claims_it_first(story, monkeypat
     assert run.owner == "idle-worker" and run.status == "completed"
     assert "6/6 done" in output
     assert output.strip().endswith("Generated 4 of 6 scenes (2 skipped)")
+
+
+def test_it_paces_with_the_credentials_shared_limiter(story, monkeypatch):
+    """The command sends through the limiter every worker shares for the credential (Redis with several
+    processes), not one of its own that would know nothing of their sends."""
+    project, *_ = story
+    shared = []
+
+    def limiter_for(provider, config):
+        shared.append(provider.credential)
+        return real_limiter_for(provider, config)
+
+    monkeypatch.setattr(execution, "limiter_for", limiter_for)
+    run_command(str(project.pk), "--scenes", "1", "--provider", "simulated")
+    assert shared == ["simulated"]
