@@ -4,6 +4,8 @@ Watchers receive {"type": "batch", "events": [...]} messages. Vocabulary of the 
 `run`, a per-run `seq` and `ts`, the server's send time; a client seeing a gap asks for a snapshot):
 run.started, scene.started, scene.succeeded, scene.failed, scene.skipped, run.progress,
 run.quota_wait, run.pacing (waiting for the limiter, no error), run.stopping, run.finished.
+Character runs send character.started/succeeded/failed instead of the scene events. scene.skipped carries
+`reason` (the words, projects.models.SkipReason's label) and `reason_code` (its code, for pages to compare).
 """
 
 from __future__ import annotations
