@@ -131,7 +131,7 @@ class SceneQuerySet(models.QuerySet):
     def mark_failed(self, *, reason: str, fence: Exists | None = None) -> int:
         return self._mark(fence, status=Scene.Status.FAILED, last_error=reason[:2000], claimed_by=None)
 
-    def mark_requeued(self, *, fence: Exists | None = None) -> int:
+    def mark_requeue(self, *, fence: Exists | None = None) -> int:
         """Scenes left mid-generation go back to pending: their requests will never be answered."""
         generating = self.filter(status=Scene.Status.GENERATING)
         return generating._mark(fence, status=Scene.Status.PENDING)

@@ -205,7 +205,7 @@ def _run_requeue(*, run_id: int, previous: str, now) -> None:
         error_kind="interrupted",
         error_message=f"Worker {previous} stopped renewing its lease; another worker took the run over",
     )
-    requeued = Scene.objects.filter(claimed_by=run_id).mark_requeued()
+    requeued = Scene.objects.filter(claimed_by=run_id).mark_requeue()
     logger.warning(
         "Took run %s over from %s: %d attempt(s) interrupted, %d scene(s) requeued",
         run_id,
@@ -235,7 +235,7 @@ def run_fail(*, run_id: int, reason: str, worker: str | None = None) -> None:
 
 def run_release_scenes(*, run_id: int) -> None:
     """A run ended: requeue what it left mid-generation, and let go of every scene it still claims."""
-    Scene.objects.filter(claimed_by=run_id).mark_requeued()
+    Scene.objects.filter(claimed_by=run_id).mark_requeue()
     Scene.objects.filter(claimed_by=run_id).update(claimed_by=None)
 
 

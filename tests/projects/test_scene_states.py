@@ -32,7 +32,7 @@ def test_each_transition_sets_the_status_and_what_goes_with_it(scenes):
 def test_requeue_puts_back_only_scenes_left_mid_generation(scenes):
     Scene.objects.filter(pk=scenes[0].pk).mark_generating()
     Scene.objects.filter(pk=scenes[1].pk).mark_failed(reason="no")
-    assert Scene.objects.filter(pk__in=[scenes[0].pk, scenes[1].pk]).mark_requeued() == 1
+    assert Scene.objects.filter(pk__in=[scenes[0].pk, scenes[1].pk]).mark_requeue() == 1
     assert [state(s)[0] for s in scenes[:2]] == ["pending", "failed"]
 
 
