@@ -36,15 +36,15 @@ def make_project(scenes: int):
 async def run_once(project, user) -> tuple[float, object]:
     from channels.db import database_sync_to_async
 
-    from generation import services
     from generation.providers.simulated import SimulatedProvider
-    from generation.runner import execute_run
+    from generation.runs import services
+    from generation.runs.execution import run_execute
 
     overrides = {"start_concurrency": 16, "max_concurrency": 16}
     run, _ = await database_sync_to_async(services.run_start)(project=project, user=user, overrides=overrides)
     provider = SimulatedProvider(latency=0.0)
     started = time.perf_counter()
-    run = await execute_run(run.pk, worker="bench", provider=provider)
+    run = await run_execute(run_id=run.pk, worker="bench", provider=provider)
     return time.perf_counter() - started, run
 
 

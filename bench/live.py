@@ -15,10 +15,7 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -31,8 +28,8 @@ import aiohttp
 import httpx
 
 from bench import write_json
+from tests.support import processes
 
-ROOT = Path(__file__).resolve().parent.parent
 WATCHERS = 50
 SCENES = 200
 ROUNDS = 3  # runs with watchers, and as many without
@@ -117,59 +114,17 @@ def _env(workdir: Path, extra: dict[str, str]) -> dict[str, str]:
 
 def _seed(workdir: Path, projects: int) -> list[int]:
     spec = {"user": USER, "password": PASSWORD, "projects": projects, "scenes": SCENES}
-    done = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", SETUP_SCRIPT],
-        cwd=ROOT,
-        env=_env(workdir, {"BENCH_SETUP": json.dumps(spec)}),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"Seeding the benchmark database failed:\n{done.stdout}\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"runstudio exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"runstudio did not listen on {port} within {timeout:g}s:\n{log.read_text()}")
+    env = _env(workdir, {"BENCH_SETUP": json.dumps(spec)})
+    return json.loads(processes.setup_script(SETUP_SCRIPT, env=env, what="Seeding the benchmark database"))
 
 
 @contextmanager
 def live_server(workdir: Path, projects: list[int]):
-    port, log = _free_port(), workdir / "server.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "runstudio", "--port", str(port)],
-            cwd=ROOT,
-            env=_env(workdir, {}),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_for_port(port, process, log)
+    port, log = processes.free_port(), workdir / "server.log"
+    args = ["manage.py", "runstudio", "--port", str(port)]
+    with processes.running(args, env=_env(workdir, {}), log=log) as process:
+        processes.wait_for_port(port, what="runstudio", timeout=30.0, process=process, log=log)
         yield Server(url=f"http://127.0.0.1:{port}", projects=projects)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def log_in(server: Server) -> str:

@@ -2,8 +2,8 @@
 own overhead (database writes, live events, pacing) is what is measured:
 
 - sqlite_1: SQLite, one worker process (no Redis: the in-memory channel layer, as `make run`);
-- postgres_1: PostgreSQL and Redis, one `runworker`;
-- postgres_2: the same with two `runworker`s.
+- postgres_1: PostgreSQL and Redis, one `studioworker`;
+- postgres_2: the same with two `studioworker`s.
 
 The workload is the same each time: RUNS projects of SCENES scenes, all started at once. One run is
 executed by one worker (its lease holder), so a second worker can only help with a second run: several

@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from generation import selectors
-from generation.realtime import project_group, user_group
+from generation.live.events import project_group, user_group
 from generation.services import RunRefused, perform_action
 from projects.access import has_role
 

@@ -23,6 +23,10 @@ class BatchRun(models.Model):
         FAILED = "failed", "Failed"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING, Status.WAITING_QUOTA, Status.STOPPING)
+    # A worker renews its lease (heartbeat) every 0.5 s; another may take the run over once it is this old.
+    # The holder gives the run up itself after half of it without a renewal (RunExecution._watch), so it
+    # has stopped sending before anyone else can start.
+    LEASE_SECONDS = 15
 
     project = models.ForeignKey(Project, models.CASCADE, related_name="runs")
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.SCENES)

@@ -3,8 +3,8 @@ from __future__ import annotations
 from django.urls import path
 
 from generation.consumers import ProjectConsumer
-from generation.realtime import WORKER_CHANNEL
-from generation.worker import GenerationConsumer
+from generation.live.events import WORKER_CHANNEL
+from generation.runs.worker import GenerationConsumer
 
 websocket_urlpatterns = [path("ws/projects/<int:project_id>/", ProjectConsumer.as_asgi())]
 worker_channels = {WORKER_CHANNEL: GenerationConsumer.as_asgi()}

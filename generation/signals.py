@@ -8,7 +8,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from generation.realtime import notify_user
+from generation.live.events import notify_user
 from projects.models import Membership
 
 

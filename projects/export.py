@@ -20,15 +20,14 @@ from typing import Any
 from urllib.parse import quote
 
 from django.core.exceptions import SuspiciousFileOperation
-from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from zipstream import ZIP_STORED, ZipStream
 
-from generation.models import SceneVersion
+from generation.selectors import current_versions
 from projects.images import ensure_thumbnail
-from projects.models import Project, Scene
+from projects.models import Project, Scene, SkipReason
 
 SLUG_MAX = 80
 FALLBACK_SLUG = "storyboard"
@@ -88,30 +87,18 @@ def content_disposition(filename: str, ascii_filename: str) -> str:
 # --- Reading the project --------------------------------------------------------------------------
 
 
-def project_has_images(project: Project) -> bool:
-    return project.scenes.exclude(image="").exists()
-
-
 def scene_rows(project: Project) -> list[Row]:
     """Every scene by story position as a small dict, with its current version's metadata if it has one."""
     names: dict[int, list[str]] = {}
     links = Scene.characters.through.objects.filter(scene__project=project)
     for scene_id, name in links.order_by("character__name").values_list("scene_id", "character__name"):
         names.setdefault(scene_id, []).append(name)
-    versions = _current_versions(project)
+    versions = current_versions(project_id=project.pk)
     fields = ("id", "position", "title", "prompt", "status", "image", "last_error")
     return [
         {**scene, "characters": names.get(scene["id"], []), "version": versions.get(scene["id"])}
         for scene in project.scenes.order_by("position").values(*fields)
     ]
-
-
-def _current_versions(project: Project) -> dict[int, Row]:
-    # The current version is the one whose image is the scene's image; scenes may have none at all.
-    current = SceneVersion.objects.filter(scene__project=project, image=F("scene__image")).exclude(image="")
-    fields = ("scene_id", "number", "provider", "model", "seed", "prompt", "attempts", "created")
-    # Ascending numbers, so should two rows ever share a file the newest one wins.
-    return {v["scene_id"]: v for v in current.order_by("scene_id", "number").values(*fields)}
 
 
 def image_path(name: str) -> Path | None:
@@ -127,7 +114,7 @@ def missing_reason(row: Row) -> str:
     if row["image"]:
         return FILE_MISSING
     if not row["prompt"].strip():
-        return "empty prompt"
+        return SkipReason.EMPTY_PROMPT.label
     return row["last_error"].strip() or "not generated yet"
 
 

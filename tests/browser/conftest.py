@@ -8,10 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from projects.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USER, TEAMMATE, TEAMMATE_PASSWORD
+from tests.support import processes
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -153,37 +150,11 @@ def template(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Templa
     }
     # Reference portraits for the clones come from the simulated provider: fast here, nothing to watch.
     env = _base_env(path, {"BROWSER_SETUP": json.dumps(spec), "SIMULATED_LATENCY": "0.01"})
-    done = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", SETUP_SCRIPT],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"Seeding the browser-test database failed:\n{done.stdout}\n{done.stderr}")
-    last_line = done.stdout.strip().splitlines()[-1]
+    try:
+        last_line = processes.setup_script(SETUP_SCRIPT, env=env, what="Seeding the browser-test database")
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
     return Template(path=path, projects=json.loads(last_line))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for_port(port: int, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"runstudio exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)  # polling a port that is not open yet; no correctness rides on this
-    pytest.fail(f"runstudio did not listen on {port} within {SERVER_START_SECONDS:g}s:\n{log.read_text()}")
 
 
 @contextmanager
@@ -193,25 +164,16 @@ def run_studio(template: Template, workdir: Path, env: dict[str, str]) -> Iterat
         shutil.copy2(source, workdir / source.name)
     if (template.path / "media").exists():
         shutil.copytree(template.path / "media", workdir / "media")
-    port, log = _free_port(), workdir / "server.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "runstudio", "--port", str(port)],
-            cwd=ROOT,
-            env=_base_env(workdir, env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_for_port(port, process, log)
-        yield Studio(url=f"http://127.0.0.1:{port}", projects=template.projects, log=log)
-    finally:
-        process.terminate()
+    port, log = processes.free_port(), workdir / "server.log"
+    args = ["manage.py", "runstudio", "--port", str(port)]
+    with processes.running(args, env=_base_env(workdir, env), log=log) as process:
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            processes.wait_for_port(
+                port, what="runstudio", timeout=SERVER_START_SECONDS, process=process, log=log
+            )
+        except (RuntimeError, TimeoutError) as exc:
+            pytest.fail(str(exc))
+        yield Studio(url=f"http://127.0.0.1:{port}", projects=template.projects, log=log)
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from django.core.files.base import ContentFile
 
-from generation import services
 from generation.providers.simulated import SimulatedProvider
+from generation.runs import services
 from projects import services as project_services
 from tests.conftest import png_bytes
 

@@ -8,11 +8,16 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
 
+from generation.engine.clock import LoopClock
+from generation.engine.config import EngineConfig
+from generation.live.events import send_event
 from generation.models import BatchRun
-from generation.realtime import send_event
 from generation.routing import websocket_urlpatterns
-from generation.runner import execute_run
+from generation.runs.execution import run_execute
+from generation.runs.recorder import RunRecorder
+from projects import services as project_services
 from tests.generation.conftest import simulated
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,8 +47,6 @@ async def test_members_get_a_snapshot_of_scene_states_first(story, team):
 
 @pytest.mark.parametrize("who", ["outsider", "anonymous"])
 async def test_non_members_are_refused(story, team, who):
-    from django.contrib.auth.models import AnonymousUser
-
     project, *_ = story
     user = AnonymousUser() if who == "anonymous" else team.outsider
     communicator, connected = await connect(user, project.pk)
@@ -81,8 +84,6 @@ async def test_an_editor_starts_and_stops_a_run_over_the_socket(story, team):
 
 
 async def test_a_refused_start_names_the_missing_references(story, team):
-    from projects import services as project_services
-
     project, scenes, _ = story
     ram = await database_sync_to_async(project_services.character_save)(project=project, name="Ram")
     await database_sync_to_async(scenes[0].characters.add)(ram)
@@ -103,7 +104,7 @@ async def test_watchers_see_every_scene_event_in_order_with_sequence_numbers(sto
         for communicator, _ in watchers:
             await communicator.receive_json_from()
         run = await database_sync_to_async(start)(overrides={"start_concurrency": 2})
-        await execute_run(run.pk, worker="w", provider=simulated())
+        await run_execute(run_id=run.pk, worker="w", provider=simulated())
         for communicator, _ in watchers:
             events = await drain(communicator)
             assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
@@ -162,10 +163,6 @@ async def test_events_are_coalesced_into_batches_in_order_and_the_end_of_a_run_i
 
 
 async def test_a_run_pacing_itself_to_its_quota_tells_the_watchers_when_the_next_request_goes(story, team):
-    from generation.engine.clock import LoopClock
-    from generation.engine.config import EngineConfig
-    from generation.runner import RunRecorder
-
     project, *_ = story
     run = await database_sync_to_async(BatchRun.objects.create)(project=project, provider="sketch")
     recorder = RunRecorder(run, worker="w", config=EngineConfig(), clock=LoopClock())

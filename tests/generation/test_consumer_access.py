@@ -10,8 +10,8 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
+from generation.live.events import send_event
 from generation.models import BatchRun
-from generation.realtime import send_event
 from projects import services as project_services
 from projects.models import Membership, Role
 from tests.generation.test_consumer import app, connect

@@ -1,25 +1,36 @@
 from __future__ import annotations
 
+import asyncio
 import io
+import threading
 
 import pytest
+from channels.db import database_sync_to_async
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 
 from generation.management.commands.generate import parse_positions
 from generation.models import BatchRun
-from generation.providers import factory
+from generation.quota.registry import limiter_for as real_limiter_for
+from generation.runs import execution
+from generation.runs import providers as factory
+from generation.runs import services as run_services
+from generation.runs.execution import run_execute
+from generation.runs.services import run_claim
+from projects import services
+from tests.generation.conftest import simulated
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
 def fast_simulated(settings):
-    factory._CACHE.clear()
+    factory.provider_cache_clear()
     settings.GENERATION_PROVIDERS = {**settings.GENERATION_PROVIDERS, "simulated": {"latency": 0.001}}
     settings.GENERATION_ENGINE = {**settings.GENERATION_ENGINE, "backoff_base": 0.001, "jitter": 0.0}
     yield
-    factory._CACHE.clear()
+    factory.provider_cache_clear()
 
 
 def run_command(*args: str) -> str:
@@ -52,8 +63,6 @@ def test_it_exits_non_zero_when_every_scene_failed(story, settings):
 
 
 def test_it_refuses_with_the_preflight_reason(story):
-    from projects import services
-
     project, scenes, _ = story
     scenes[0].characters.add(services.character_save(project=project, name="Ram"))
     with pytest.raises(CommandError, match="Ram"):
@@ -65,3 +74,46 @@ def test_it_refuses_with_the_preflight_reason(story):
 def test_it_names_an_unknown_project():
     with pytest.raises(CommandError, match="No project"):
         run_command("999")
+
+
+def test_it_follows_the_run_when_an_idle_worker_claims_it_first(story, monkeypatch):
+    """The run's start wakes the workers on commit: one that claims it before the command does executes
+    it, and the command shows its progress and outcome instead of crashing."""
+    project, *_ = story
+    threads: list[threading.Thread] = []
+
+    def execute_elsewhere(run_id: int) -> None:
+        try:
+            asyncio.run(run_execute(run_id=run_id, worker="idle-worker", provider=simulated(latency=0.05)))
+        finally:
+            connection.close()
+
+    async def an_idle_worker_wakes(run_id: int) -> None:
+        assert await database_sync_to_async(run_claim)(run_id=run_id, worker="idle-worker")
+        threads.append(threading.Thread(target=execute_elsewhere, args=(run_id,)))
+        threads[-1].start()
+
+    monkeypatch.setattr(run_services, "wake_worker", an_idle_worker_wakes)
+    try:
+        output = run_command(str(project.pk), "--provider", "simulated")
+    finally:
+        [thread.join(10) for thread in threads]
+    run = BatchRun.objects.get()
+    assert run.owner == "idle-worker" and run.status == "completed"
+    assert "6/6 done" in output
+    assert output.strip().endswith("Generated 4 of 6 scenes (2 skipped)")
+
+
+def test_it_paces_with_the_credentials_shared_limiter(story, monkeypatch):
+    """The command sends through the limiter every worker shares for the credential (Redis with several
+    processes), not one of its own that would know nothing of their sends."""
+    project, *_ = story
+    shared = []
+
+    def limiter_for(provider, config):
+        shared.append(provider.credential)
+        return real_limiter_for(provider, config)
+
+    monkeypatch.setattr(execution, "limiter_for", limiter_for)
+    run_command(str(project.pk), "--scenes", "1", "--provider", "simulated")
+    assert shared == ["simulated"]

@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from generation.models import GenerationAttempt
-from generation.runner import execute_run
+from generation.runs.execution import run_execute
 from projects.models import Character, Scene
 from tests.conftest import png_bytes
 from tests.generation.conftest import FAST, simulated
@@ -36,7 +36,7 @@ def stored_scene_files() -> list[Path]:
 
 async def run_scene(start, scene, provider):
     run = await database_sync_to_async(start)(scene_ids=[scene.pk])
-    run = await execute_run(run.pk, worker="w", provider=provider)
+    run = await run_execute(run_id=run.pk, worker="w", provider=provider)
     return run, await database_sync_to_async(Scene.objects.get)(pk=scene.pk)
 
 
@@ -77,6 +77,8 @@ async def test_a_character_run_refuses_a_garbage_portrait(story, team):
     run, _ = await database_sync_to_async(services.character_run_start)(
         project=project, user=team.editor, overrides=FAST
     )
-    run = await execute_run(run.pk, worker="w", provider=answering(b"\x89PNG\r\n\x1a\n garbage", "image/png"))
+    run = await run_execute(
+        run_id=run.pk, worker="w", provider=answering(b"\x89PNG\r\n\x1a\n garbage", "image/png")
+    )
     ram = await database_sync_to_async(Character.objects.get)(pk=ram.pk)
     assert run.failed == 1 and not ram.has_reference()

@@ -6,10 +6,17 @@ import threading
 
 import pytest
 from channels.db import database_sync_to_async
+from django.db import IntegrityError, connection, transaction
 
-from generation import services
+from generation.engine.clock import LoopClock
+from generation.engine.config import EngineConfig
+from generation.engine.jobs import Progress
 from generation.models import BatchRun, GenerationAttempt
-from generation.runner import RunExecution, execute_run
+from generation.providers.base import QuotaError
+from generation.runs import services
+from generation.runs.execution import RunExecution, run_execute
+from generation.runs.recorder import RunRecorder
+from generation.selectors import project_snapshot
 from projects import services as project_services
 from projects.models import Scene
 from tests.generation.conftest import simulated
@@ -18,7 +25,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def execute(run, provider=None, worker="w1"):
-    return await execute_run(run.pk, worker=worker, provider=provider or simulated())
+    return await run_execute(run_id=run.pk, worker=worker, provider=provider or simulated())
 
 
 def statuses(project) -> list[str]:
@@ -84,8 +91,6 @@ def test_a_second_start_gets_the_active_run_back(story, team):
 
 
 def test_the_database_allows_only_one_active_run_per_project(story, team):
-    from django.db import IntegrityError, transaction
-
     project, *_ = story
     BatchRun.objects.create(project=project, provider="sketch")
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -98,7 +103,6 @@ def test_concurrent_starts_create_exactly_one_run(story, team):
     results, barrier = [], threading.Barrier(4)
 
     def go():
-        from django.db import connection
 
         barrier.wait()
         try:
@@ -119,12 +123,12 @@ def test_a_scene_held_by_a_live_run_cannot_be_claimed_by_another(story, team, ma
     other_project = project_services.project_create(title="B", user=team.owner)
     first = BatchRun.objects.create(project=project, provider="sketch", status="running")
     second = BatchRun.objects.create(project=other_project, provider="sketch", status="running")
-    assert services.claimable_scenes(run=first, scene_ids=[scenes[0].pk]) == 1
-    assert services.claimable_scenes(run=second, scene_ids=[scenes[0].pk]) == 0
+    assert services.scenes_claim(run=first, scene_ids=[scenes[0].pk]) == 1
+    assert services.scenes_claim(run=second, scene_ids=[scenes[0].pk]) == 0
     first.status = "failed"
     first.save()
     # The holder died: its claim no longer blocks anybody.
-    assert services.claimable_scenes(run=second, scene_ids=[scenes[0].pk]) == 1
+    assert services.scenes_claim(run=second, scene_ids=[scenes[0].pk]) == 1
 
 
 def test_two_workers_racing_for_one_run_one_wins(story, team):
@@ -284,13 +288,6 @@ def test_the_summary_message_has_the_product_owners_three_shapes(counts, message
 
 
 async def test_the_snapshot_says_when_a_quota_wait_ends_until_the_run_runs_again(story):
-    from generation.engine.clock import LoopClock
-    from generation.engine.config import EngineConfig
-    from generation.engine.jobs import Progress
-    from generation.providers.base import QuotaError
-    from generation.runner import RunRecorder
-    from generation.selectors import project_snapshot
-
     project, *_ = story
     run = await database_sync_to_async(BatchRun.objects.create)(
         project=project, provider="sketch", status="running", owner="w"
@@ -304,10 +301,10 @@ async def test_the_snapshot_says_when_a_quota_wait_ends_until_the_run_runs_again
     waiting = await snapshot_run()
     assert waiting["status"] == "waiting_quota" and waiting["quota_resume_at"]
     paused = Progress(6, 0, 0, 0, 6, 5, 1, 0, 1, 1.0, None, paused_until=20.0)
-    await database_sync_to_async(recorder._write_progress)(paused)
+    await database_sync_to_async(recorder.write_progress)(paused)
     assert (await snapshot_run())["quota_resume_at"] == waiting["quota_resume_at"]
     running = Progress(6, 1, 0, 1, 5, 5, 2, 0, 1, 2.0, 10.0, paused_until=None)
-    await database_sync_to_async(recorder._write_progress)(running)
+    await database_sync_to_async(recorder.write_progress)(running)
     assert (await snapshot_run())["quota_resume_at"] is None
 
 
@@ -363,3 +360,27 @@ async def test_a_replace_import_during_a_run_says_the_scenes_were_removed(team, 
 def test_the_summary_counts_removed_scenes():
     run = BatchRun(total=8, succeeded=5, failed=1, removed=2)
     assert run.summary_message() == "Generated 5 of 8 scenes (1 failed, 2 removed during the run)"
+
+
+async def test_skips_carry_a_code_along_with_the_words_in_events_and_the_snapshot(story, start):
+    project, scenes, _ = story
+    events: list[dict] = []
+    run = await database_sync_to_async(start)()
+    await RunExecution(
+        await database_sync_to_async(services.run_claim)(run_id=run.pk, worker="w1"),
+        provider=simulated(),
+        worker="w1",
+        listener=events.append,
+    ).execute()
+    skipped = {
+        e["item"]["position"]: (e["reason"], e["reason_code"]) for e in events if e["type"] == "scene.skipped"
+    }
+    assert skipped == {3: ("empty prompt", "empty_prompt"), 5: ("already generated", "already_generated")}
+    snapshot = await database_sync_to_async(project_snapshot)(project_id=project.pk)
+    empty = next(s for s in snapshot["scenes"] if s["position"] == 3)
+    assert (empty["status"], empty["reason"], empty["reason_code"]) == (
+        "skipped",
+        "empty prompt",
+        "empty_prompt",
+    )
+    assert next(s for s in snapshot["scenes"] if s["position"] == 1)["reason_code"] == ""

@@ -4,9 +4,9 @@ import pytest
 from channels.db import database_sync_to_async
 from django.urls import reverse
 
-from generation import services
 from generation.models import GenerationAttempt, SceneVersion
-from generation.runner import execute_run
+from generation.runs import services
+from generation.runs.execution import run_execute
 from projects.models import Scene
 from tests.generation.conftest import simulated
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 async def regenerate(start, scene):
     run = await database_sync_to_async(start)(scene_ids=[scene.pk], regenerate=True)
-    return await execute_run(run.pk, worker="w", provider=simulated())
+    return await run_execute(run_id=run.pk, worker="w", provider=simulated())
 
 
 async def test_regenerating_keeps_every_previous_image_as_a_version(story, start):
@@ -75,11 +75,11 @@ def test_only_editors_switch_versions_and_non_members_cannot_see_them(client, st
 async def test_a_retried_scenes_first_attempt_links_to_the_attempt_it_retried(story, start):
     project, scenes, _ = story
     first = await database_sync_to_async(start)(scene_ids=[scenes[1].pk])
-    await execute_run(first.pk, worker="w", provider=simulated(safety_word="river"))
+    await run_execute(run_id=first.pk, worker="w", provider=simulated(safety_word="river"))
     failed = await database_sync_to_async(GenerationAttempt.objects.get)(scene=scenes[1])
     retried, _ = await database_sync_to_async(services.run_start)(
         project=project, user=None, scene_ids=[scenes[1].pk], overrides={"backoff_base": 0.01}
     )
-    await execute_run(retried.pk, worker="w", provider=simulated())
+    await run_execute(run_id=retried.pk, worker="w", provider=simulated())
     latest = await database_sync_to_async(GenerationAttempt.objects.get)(run=retried)
     assert latest.retry_of_id == failed.pk and latest.status == "succeeded"

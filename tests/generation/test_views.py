@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from generation.models import BatchRun
+from projects import services as project_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,8 +40,6 @@ def test_starting_from_the_page_needs_the_editor_role(client, story, team, who, 
 
 
 def test_a_refused_start_explains_itself_on_the_page(client, story, team):
-    from projects import services as project_services
-
     project, scenes, _ = story
     scenes[0].characters.add(project_services.character_save(project=project, name="Ram"))
     client.force_login(team.editor)

@@ -6,26 +6,28 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.routing import ChannelNameRouter
+from django.core.management import get_commands, load_command_class
 
-from generation import worker as worker_module
+from generation.live.events import WORKER_CHANNEL
 from generation.models import BatchRun
-from generation.providers import factory
-from generation.realtime import WORKER_CHANNEL
-from generation.worker import GenerationConsumer, StudioWorker, Supervisor
+from generation.runs import execution
+from generation.runs import providers as factory
+from generation.runs import worker as worker_module
+from generation.runs.worker import GenerationConsumer, StudioWorker, Supervisor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def supervisor(settings, monkeypatch):
-    factory._CACHE.clear()
+    factory.provider_cache_clear()
     settings.GENERATION_PROVIDER = "simulated"
     settings.GENERATION_PROVIDERS = {**settings.GENERATION_PROVIDERS, "simulated": {"latency": 0.01}}
     fresh = Supervisor()
     monkeypatch.setattr(worker_module, "supervisor", fresh)
     monkeypatch.setattr(worker_module, "SCAN_SECONDS", 0.1)
     yield fresh
-    factory._CACHE.clear()
+    factory.provider_cache_clear()
 
 
 async def wait_for_status(run_id: int, status: str, timeout: float = 10) -> BatchRun:
@@ -64,15 +66,23 @@ async def test_a_run_whose_wake_up_was_lost_is_found_by_the_scan(story, start, s
 async def test_a_crash_inside_the_worker_fails_the_run_and_releases_its_scenes(
     story, start, supervisor, monkeypatch
 ):
-    from generation import worker
 
     def broken(*args, **kwargs):
         raise RuntimeError("provider factory exploded")
 
-    monkeypatch.setattr(worker, "provider_for", broken)
+    monkeypatch.setattr(execution, "provider_for", broken)
     run = await database_sync_to_async(start)()
     supervisor.wake(run.pk)
     run = await wait_for_status(run.pk, "failed")
     assert run.reason == "The worker hit an internal error"
     project, *_ = story
     assert not await database_sync_to_async(project.scenes.filter(claimed_by__isnull=False).exists)()
+
+
+def test_studioworker_runs_the_studio_worker_on_the_generation_channel_by_default():
+    command = load_command_class(get_commands()["studioworker"], "studioworker")
+    options = command.create_parser("manage.py", "studioworker").parse_args([])
+    assert command.worker_class is StudioWorker and options.channels == [WORKER_CHANNEL]
+    # The old name keeps working for existing deploys (generation comes before channels in INSTALLED_APPS).
+    runworker = load_command_class(get_commands()["runworker"], "runworker")
+    assert runworker.worker_class is StudioWorker

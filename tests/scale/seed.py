@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
 def seed(args: argparse.Namespace) -> dict:
     from django.contrib.auth import get_user_model
 
-    from generation import services as generation
+    from generation.runs import services as generation
     from projects import services
     from projects.models import Project, Scene
 

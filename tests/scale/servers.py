@@ -1,5 +1,5 @@
 """Real servers on loopback for the scale tests and `bench/scale.py`: Debian's redis-server and PostgreSQL
-in temp dirs on free ports, and a cluster of studio processes (the fake provider, `runworker`s and
+in temp dirs on free ports, and a cluster of studio processes (the fake provider, `studioworker`s and
 `runstudio --worker no` Daphnes) sharing one database, one Redis and one MEDIA_ROOT.
 
 Nothing here imports Django: the processes get everything from their environment, as in production.
@@ -13,11 +13,8 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +23,9 @@ import httpx
 import psycopg
 import redis
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import processes
+from tests.support.processes import free_port
+
 START_SECONDS = 60.0
 WORKER_CHANNEL = "scene-generation"
 
@@ -35,23 +34,10 @@ class Unavailable(RuntimeError):
     """A server binary is not installed."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_until(
     check: Callable[[], bool], *, what: str, timeout: float = START_SECONDS, log: Path | None = None
-):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(0.05)  # polling a server that is starting; no correctness rides on the interval
-    tail = log.read_text()[-4000:] if log is not None and log.exists() else ""
-    raise TimeoutError(f"{what} not ready within {timeout:g}s\n{tail}")
+) -> None:
+    processes.wait_until(check, what=what, timeout=timeout, log=log)
 
 
 # -- Redis ------------------------------------------------------------------------------------------
@@ -92,7 +78,7 @@ class RedisServer:
             client.flushall()
 
     def stop(self) -> None:
-        _end(self.process)
+        processes.end(self.process)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -243,26 +229,14 @@ class Cluster:
 
     def _spawn(self, name: str, args: list[str], port: int | None = None) -> Process:
         log = self.workdir / f"{name}.log"
-        with log.open("w") as out:
-            popen = subprocess.Popen(
-                [sys.executable, *args], cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-        process = Process(name, popen, log, port)
+        process = Process(name, processes.spawn(args, env=self.env, log=log), log, port)
         self.processes.append(process)
         return process
 
     def _ready(self, process: Process, check: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline:
-            if not process.alive():
-                raise RuntimeError(
-                    f"{process.name} exited with {process.popen.returncode}:\n{process.tail()}"
-                )
-            with contextlib.suppress(Exception):
-                if check():
-                    return
-            time.sleep(0.05)  # polling a process that is starting; no correctness rides on the interval
-        raise TimeoutError(f"{process.name} not ready within {START_SECONDS:g}s:\n{process.tail()}")
+        processes.wait_until(
+            check, what=process.name, timeout=START_SECONDS, process=process.popen, log=process.log
+        )
 
     def start_fake_provider(self, *args: str) -> str:
         port = free_port()
@@ -275,10 +249,10 @@ class Cluster:
         return url
 
     def start(self, *, workers: int = 0, daphnes: int = 0) -> tuple[list[Process], list[Process]]:
-        """Start `runworker`s and `runstudio --worker no`s (all at once), and wait until each listens."""
+        """Start `studioworker`s and `runstudio --worker no`s (all at once), and wait until each listens."""
         started = [p for p in self.processes if p.name.startswith("worker")]
         new_workers = [
-            self._spawn(f"worker{len(started) + i + 1}", ["manage.py", "runworker", WORKER_CHANNEL])
+            self._spawn(f"worker{len(started) + i + 1}", ["manage.py", "studioworker", WORKER_CHANNEL])
             for i in range(workers)
         ]
         new_daphnes = []
@@ -302,14 +276,7 @@ class Cluster:
 
     def run(self, *args: str, timeout: float = 180) -> str:
         """`python ARGS` with the cluster's environment: its stdout, or an error carrying its output."""
-        done = subprocess.run(
-            [sys.executable, *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout
-        )
-        if done.returncode != 0:
-            raise RuntimeError(
-                f"{' '.join(args)} exited with {done.returncode}:\n{done.stdout}\n{done.stderr}"
-            )
-        return done.stdout
+        return processes.run_python(list(args), env=self.env, timeout=timeout)
 
     def migrate(self) -> None:
         self.run("manage.py", "migrate", "--noinput", "-v", "0")
@@ -323,7 +290,7 @@ class Cluster:
 
     def stop(self) -> None:
         for process in reversed(self.processes):
-            _end(process.popen)
+            processes.end(process.popen)
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name} (pid {p.pid})\n{p.tail()}" for p in self.processes)
@@ -331,13 +298,3 @@ class Cluster:
 
 def _subscribers(client: redis.Redis, channel: str) -> int:
     return dict(client.pubsub_numsub(channel)).get(channel.encode(), 0)
-
-
-def _end(popen: subprocess.Popen) -> None:
-    if popen.poll() is None:
-        popen.terminate()
-        try:
-            popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            popen.kill()
-            popen.wait()

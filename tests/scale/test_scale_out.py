@@ -1,5 +1,5 @@
 """The studio on real infrastructure: PostgreSQL, Redis as the channel layer and the shared limiter, two
-`runworker` processes and two Daphne processes, against the fake provider over HTTP."""
+`studioworker` processes and two Daphne processes, against the fake provider over HTTP."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from generation.providers.base import RateLimit
-from generation.redis_limiter import RedisLimiter
+from generation.quota.redis import RedisLimiter
 from tests.scale.servers import Cluster, Process, RedisServer
 
 pytestmark = pytest.mark.scale
@@ -60,7 +60,7 @@ def finished(sql: psycopg.Connection, run_id: int) -> dict | None:
 
 
 def worker_of(owner: str, workers: list[Process]) -> Process:
-    # Worker ids are host-pid-random (generation.worker.Supervisor).
+    # Worker ids are host-pid-random (generation.runs.worker.Supervisor).
     pid = int(owner.rsplit("-", 2)[1])
     return next(worker for worker in workers if worker.pid == pid)
 

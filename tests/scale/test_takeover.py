@@ -10,11 +10,11 @@ import pytest
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from generation import services
 from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from generation.providers.base import ImageRequest, ImageResult
 from generation.providers.simulated import SimulatedProvider
-from generation.runner import RunExecution
+from generation.runs import services
+from generation.runs.execution import RunExecution
 from projects.models import Scene
 from tests.generation.conftest import FAST
 

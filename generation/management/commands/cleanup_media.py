@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from generation.services import ORPHAN_GRACE_SECONDS, orphan_media_delete
+from generation.runs.services import ORPHAN_GRACE_SECONDS, orphan_media_delete
 
 
 class Command(BaseCommand):

@@ -1,11 +1,10 @@
-"""channels' runworker, with a worker that also scans the database for runs nobody holds."""
+"""The old name of `studioworker`, kept for existing deploys. It overrides channels' own `runworker` only
+because INSTALLED_APPS lists generation before channels: prefer `manage.py studioworker`."""
 
 from __future__ import annotations
 
-from channels.management.commands.runworker import Command as ChannelsRunworker
-
-from generation.worker import StudioWorker
+from generation.management.commands.studioworker import Command as StudioWorkerCommand
 
 
-class Command(ChannelsRunworker):
-    worker_class = StudioWorker
+class Command(StudioWorkerCommand):
+    pass

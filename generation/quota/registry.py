@@ -12,7 +12,7 @@ from generation.engine.clock import LoopClock
 from generation.engine.config import EngineConfig
 from generation.engine.limiter import Limiter, make_limiter
 from generation.providers.base import Provider
-from generation.redis_limiter import RedisLimiter
+from generation.quota.redis import RedisLimiter
 
 _LIMITERS: dict[str, Limiter] = {}
 

@@ -4,6 +4,8 @@ Watchers receive {"type": "batch", "events": [...]} messages. Vocabulary of the 
 `run`, a per-run `seq` and `ts`, the server's send time; a client seeing a gap asks for a snapshot):
 run.started, scene.started, scene.succeeded, scene.failed, scene.skipped, run.progress,
 run.quota_wait, run.pacing (waiting for the limiter, no error), run.stopping, run.finished.
+Character runs send character.started/succeeded/failed instead of the scene events. scene.skipped carries
+`reason` (the words, projects.models.SkipReason's label) and `reason_code` (its code, for pages to compare).
 
 Every socket also joins its user's group, which carries access notices rather than events:
 membership.changed (`project`: the user's role there changed or ended) and session.ended (`session`: the
@@ -21,7 +23,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 
-logger = logging.getLogger("generation.realtime")
+logger = logging.getLogger("generation.live")
 
 WORKER_CHANNEL = "scene-generation"
 

@@ -22,6 +22,11 @@ def provider_options(name: str) -> dict[str, Any]:
     return options
 
 
+def provider_cache_clear() -> None:
+    """Forget the built providers, so the next provider_for reads the settings again (tests change them)."""
+    _CACHE.clear()
+
+
 def provider_for(name: str, model: str = "") -> Provider:
     """One long-lived instance per provider and model in a process, so HTTP connections are reused."""
     key = (name, model)

@@ -1,6 +1,6 @@
 """The generation worker: a Channels consumer on the `scene-generation` channel plus a scan for orphan runs.
 
-The same code runs embedded in the Daphne process (`make run`) and in `manage.py runworker scene-generation`
+The same code runs embedded in the Daphne process (`make run`) and in `manage.py studioworker`
 processes. A wake-up only says "look now": the run itself lives in the database, so a lost message or a
 restarted worker never loses a run (the scan finds runs that are active and unowned, or whose owner's
 heartbeat went stale). With several worker processes every one hears every wake-up (Redis pub/sub) and the
@@ -20,11 +20,8 @@ from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from channels.worker import Worker
 
-from generation import services
-from generation.limits import limiter_for
-from generation.models import BatchRun
-from generation.providers.factory import provider_for
-from generation.runner import RunExecution
+from generation.runs import selectors, services
+from generation.runs.execution import RunExecution, run_execute
 
 logger = logging.getLogger("generation.worker")
 
@@ -59,19 +56,6 @@ class Supervisor:
         if execution is not None:
             execution.stop()
 
-    async def _claim(self, run_id: int) -> BatchRun | None:
-        self.waiting.add(run_id)
-        try:
-            await self._my_turn()
-        finally:
-            self.waiting.discard(run_id)
-        self.claiming.add(run_id)
-        try:
-            return await database_sync_to_async(services.run_claim)(run_id=run_id, worker=self.worker_id)
-        finally:
-            self.claiming.discard(run_id)
-            self.load_changed.set()
-
     async def _my_turn(self) -> None:
         """Wait CLAIM_DELAY_PER_RUN per run this worker executes or is claiming, re-read as that changes:
         after a burst of wake-ups (a restart, a scan finding orphans) the worker that lost the race for
@@ -88,29 +72,36 @@ class Supervisor:
         return CLAIM_DELAY_PER_RUN * (len(self.executions) + len(self.claiming))
 
     async def _execute(self, run_id: int) -> None:
-        run = await self._claim(run_id)
-        if run is None or run_id in self.executions:
-            return
+        self.waiting.add(run_id)
         try:
-            provider = provider_for(run.provider, run.model)
-            execution = RunExecution(
-                run, provider=provider, worker=self.worker_id, limiter=limiter_for(provider, run.config)
+            await self._my_turn()
+        finally:
+            self.waiting.discard(run_id)
+        self.claiming.add(run_id)
+        try:
+            await run_execute(
+                run_id=run_id, worker=self.worker_id, on_start=lambda e: self._started(run_id, e)
             )
-            self.executions[run_id] = execution
-            await execution.execute()
         except Exception:
             logger.exception("Run %s crashed in worker %s", run_id, self.worker_id)
             await database_sync_to_async(services.run_fail)(
                 run_id=run_id, reason="The worker hit an internal error", worker=self.worker_id
             )
         finally:
+            self.claiming.discard(run_id)
             self.executions.pop(run_id, None)
             self.load_changed.set()
+
+    def _started(self, run_id: int, execution: RunExecution) -> None:
+        """The claim succeeded: the run counts as this worker's execution, no longer as a claim."""
+        self.claiming.discard(run_id)
+        self.executions[run_id] = execution
+        self.load_changed.set()
 
     async def scan_forever(self) -> None:
         while True:
             try:
-                for run_id in await database_sync_to_async(services.runs_needing_a_worker)():
+                for run_id in await database_sync_to_async(selectors.runs_needing_a_worker)():
                     self.wake(run_id)
             except Exception:
                 logger.exception("Scanning for runs failed; trying again")

@@ -6,8 +6,14 @@ wake-ups; with Redis it normally runs in separate `manage.py runworker scene-gen
 
 from __future__ import annotations
 
+from channels.layers import get_channel_layer
+from channels.routing import get_default_application
 from django.conf import settings
 from django.core.management.base import BaseCommand
+
+from generation.live.events import WORKER_CHANNEL
+from generation.runs.worker import StudioWorker
+from projects.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USER
 
 
 class Command(BaseCommand):
@@ -19,9 +25,8 @@ class Command(BaseCommand):
         parser.add_argument("--worker", choices=["auto", "yes", "no"], default="auto")
 
     def handle(self, *args, host: str, port: int, worker: str, **options) -> None:
+        # Daphne's modules install the asyncio reactor when imported: only when the studio is served.
         from daphne.cli import CommandLineInterface
-
-        from projects.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USER
 
         if worker == "yes" or (worker == "auto" and not settings.REDIS_URL):
             self._embed_worker()
@@ -32,12 +37,7 @@ class Command(BaseCommand):
         CommandLineInterface().run(["-b", host, "-p", str(port), "scenestudio.asgi:application"])
 
     def _embed_worker(self) -> None:
-        from channels.layers import get_channel_layer
-        from channels.routing import get_default_application
         from daphne.server import twisted_loop  # importing it installs the asyncio reactor Daphne runs on
-
-        from generation.realtime import WORKER_CHANNEL
-        from generation.worker import StudioWorker
 
         worker = StudioWorker(
             application=get_default_application(),

@@ -1,0 +1,1 @@
+"""Live events: the one send helper, group names and the event vocabulary."""

@@ -1,0 +1,1 @@
+"""Runs and attempts: their services and selectors, the worker, and the execution of one run."""

@@ -1,0 +1,239 @@
+"""Executes one BatchRun in this process: claim it, plan its jobs, run the Django-free scheduler with the
+recorder as its hooks, watch the lease and the stop flag, and record the outcome.
+
+Several workers may run: the one named in BatchRun.owner holds the run (a lease renewed by its heartbeat).
+Every write a worker makes for a run is fenced on still holding it, so a worker that lost the run to
+another (its lease lapsed while it was stalled or cut off) writes nothing more, and stops at once.
+`run_execute` is the one way in, for the worker, `manage.py generate`, tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from channels.db import database_sync_to_async
+from django.db import transaction
+from django.utils import timezone
+
+from generation.checked import ImagesChecked
+from generation.engine.clock import Clock, LoopClock
+from generation.engine.config import EngineConfig
+from generation.engine.jobs import RunResult, StopReason
+from generation.engine.limiter import Limiter
+from generation.engine.scheduler import Scheduler
+from generation.models import BatchRun, GenerationAttempt
+from generation.providers.base import Provider
+from generation.quota.registry import limiter_for
+from generation.runs.providers import provider_for
+from generation.runs.recorder import Carried, RunRecorder
+from generation.runs.selectors import run_payload
+from generation.runs.services import LEASE_SECONDS, run_claim, run_release_scenes
+from generation.runs.targets import Plan, target_for
+
+logger = logging.getLogger("generation.runner")
+
+STOP_POLL_SECONDS = 0.5
+# A worker that could not renew its lease for this long stops sending and gives the run up: others may
+# take it over only after LEASE_SECONDS, so the margin covers clock skew and a slow last write.
+SELF_FENCE_SECONDS = LEASE_SECONDS / 2
+
+
+async def run_execute(
+    *,
+    run_id: int,
+    worker: str,
+    listener: Callable[[dict], None] | None = None,
+    provider: Provider | None = None,
+    clock: Clock | None = None,
+    on_start: Callable[[RunExecution], None] | None = None,
+) -> BatchRun | None:
+    """Claim the run for `worker` and execute it to its end; None when another worker holds it.
+
+    The provider comes from the run's settings and shares its credential's limiter (in Redis with several
+    processes) with every other run. An injected `provider` (tests, benchmarks) is the caller's own, and
+    so is its limiter. `on_start` receives the execution before it starts, to stop it from outside.
+    """
+    run = await database_sync_to_async(run_claim)(run_id=run_id, worker=worker)
+    if run is None:
+        return None
+    limiter = None
+    if provider is None:
+        provider = provider_for(run.provider, run.model)
+        limiter = limiter_for(provider, run.config)
+    execution = RunExecution(
+        run, provider=provider, worker=worker, clock=clock, limiter=limiter, listener=listener
+    )
+    if on_start is not None:
+        on_start(execution)
+    return await execution.execute()
+
+
+class RunExecution:
+    """Executes one run in this process: prepare jobs, run the scheduler, watch for stop, finish."""
+
+    def __init__(
+        self,
+        run: BatchRun,
+        *,
+        provider: Provider,
+        worker: str,
+        clock: Clock | None = None,
+        limiter: Limiter | None = None,
+        listener: Callable[[dict], None] | None = None,
+    ) -> None:
+        self.run = run
+        self.provider = provider
+        self.worker = worker
+        self.clock = clock or LoopClock()
+        self.config = EngineConfig.from_mapping(run.config)
+        self.target = target_for(run)
+        self.carried = Carried()
+        self.recorder = RunRecorder(
+            run,
+            worker=worker,
+            config=self.config,
+            clock=self.clock,
+            listener=listener,
+            on_lost=self._lost_from_any_thread,
+            target=self.target,
+        )
+        self.scheduler = Scheduler(
+            ImagesChecked(provider),
+            config=self.config,
+            clock=self.clock,
+            hooks=self.recorder,
+            limiter=limiter,
+        )
+        self.stop_seen = asyncio.Event()
+        self.lost: str | None = None  # why this worker no longer holds the run, once it does not
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scheduling: asyncio.Future[RunResult] | None = None
+
+    async def execute(self) -> BatchRun:
+        self._loop = asyncio.get_running_loop()
+        plan = await database_sync_to_async(self._prepare)()
+        await self.recorder.publish("run.started", **run_payload(self.run))
+        for key, reason in plan.skips:
+            logger.info("Skipping %s: %s", plan.labels[key], reason.label)
+            await self.recorder.skipped(key, reason)
+        if self.run.stop_requested:  # taken over from a worker that died while the run was stopping
+            self.stop()
+        watcher = asyncio.create_task(self._watch())
+        self._scheduling = asyncio.ensure_future(self.scheduler.run(plan.jobs))
+        try:
+            result = await self._scheduling
+        except asyncio.CancelledError:
+            if self.lost is None:
+                raise
+            return self.run  # the worker holding the run now finishes it
+        finally:
+            watcher.cancel()
+        if await database_sync_to_async(self._finish)(result):
+            await self.recorder.publish("run.finished", **run_payload(self.run))
+        return self.run
+
+    def stop(self) -> None:
+        self.stop_seen.set()
+        self.scheduler.stop()
+
+    def _lose(self, reason: str) -> None:
+        """Another worker may hold the run now: stop sending at once, cancelling requests in flight too
+        (no grace period: their results could not be recorded), and leave the rest to that worker."""
+        if self.lost is not None:
+            return
+        self.lost = reason
+        logger.warning("Run %s: worker %s gives it up (%s)", self.run.pk, self.worker, reason)
+        self.stop_seen.set()
+        if self._scheduling is not None:
+            self._scheduling.cancel()
+
+    def _lost_from_any_thread(self, reason: str) -> None:
+        # Fenced writes find out in the ORM's thread; tasks may only be cancelled from the loop's.
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._lose, reason)
+
+    async def _watch(self) -> None:
+        """Renew the lease (heartbeat) and watch the stop flag a page or another process may have set.
+
+        A worker that cannot renew for SELF_FENCE_SECONDS (database down, process stalled) gives the run
+        up itself, before any other worker may take it over."""
+        renewed = self.clock.now()
+        while True:
+            await asyncio.sleep(STOP_POLL_SECONDS)
+            try:
+                async with asyncio.timeout(max(0.0, renewed + SELF_FENCE_SECONDS - self.clock.now())):
+                    held, stop = await database_sync_to_async(self._beat)()
+            except Exception:  # the timeout too
+                if self.clock.now() - renewed >= SELF_FENCE_SECONDS:
+                    self._lose(f"could not renew its lease for {SELF_FENCE_SECONDS:g}s")
+                    return
+                logger.warning("Run %s: heartbeat failed; trying again", self.run.pk, exc_info=True)
+                continue
+            if not held:
+                self._lose("another worker took the run over")
+                return
+            renewed = self.clock.now()
+            if stop:
+                self.stop()
+
+    def _beat(self) -> tuple[bool, bool]:
+        """(still ours, stop requested). Renewing matches nothing once another worker took the run over."""
+        held = BatchRun.objects.filter(pk=self.run.pk, owner=self.worker).update(heartbeat=timezone.now())
+        return bool(held), BatchRun.objects.filter(pk=self.run.pk, stop_requested=True).exists()
+
+    def _prepare(self) -> Plan:
+        run = self.run
+        # Zeros for a new run; a run taken over from a worker that died carries its counts on.
+        plan = self.target.plan(self.provider)
+        self.carried = Carried(
+            succeeded=plan.done,
+            requests=run.requests,
+            retries=run.retries,
+            quota_errors=run.quota_errors,
+            quota_wait_seconds=run.quota_wait_seconds,
+        )
+        self.recorder.begin(plan, self.carried)
+        run.skipped = len(plan.skips)
+        run.status = BatchRun.Status.RUNNING
+        run.started = run.started or timezone.now()
+        run.save(update_fields=["skipped", "status", "started"])
+        return plan
+
+    def _finish(self, result: RunResult) -> bool:
+        """Record the outcome; False when another worker took the run over meanwhile (it finishes it)."""
+        run, carried = self.run, self.carried
+        run.status = {
+            StopReason.COMPLETED: BatchRun.Status.COMPLETED,
+            StopReason.STOPPED: BatchRun.Status.STOPPED,
+        }.get(result.stop_reason, BatchRun.Status.FAILED)
+        keys = {*result.succeeded, *result.failed, *result.interrupted, *result.not_attempted}
+        removed = self.target.removed(keys)
+        run.removed = len(removed)
+        run.succeeded = carried.succeeded + len(set(result.succeeded) - removed)
+        run.failed = len(set(result.failed) - removed)
+        run.requests = carried.requests + result.requests
+        run.retries = carried.retries + result.retries
+        run.quota_errors = carried.quota_errors + result.quota_errors
+        run.quota_wait_seconds = carried.quota_wait_seconds + result.quota_wait_seconds
+        run.reason = "" if result.stop_reason == StopReason.COMPLETED else result.stop_message
+        run.finished = timezone.now()
+        run.summary = run.summary_message()
+        with transaction.atomic():
+            if not self.recorder.still_held():
+                return False
+            run.save()
+            # Our requests have all ended: a row still "running" was written by a worker that lost the
+            # run to us while it was sending (see RunRecorder.attempt_started).
+            GenerationAttempt.objects.filter(run=run, status=GenerationAttempt.Status.RUNNING).update(
+                status=GenerationAttempt.Status.INTERRUPTED,
+                finished=run.finished,
+                error_kind="interrupted",
+                error_message="Sent by a worker that had lost the run to another",
+            )
+            # The scenes still claimed are exactly the interrupted and never-attempted ones: a scene that
+            # succeeded or failed gave its claim up in the hook that recorded it.
+            run_release_scenes(run_id=run.pk)
+        logger.info("Run %s %s: %s", run.pk, run.status, run.summary)
+        return True

@@ -1,0 +1,303 @@
+"""The scheduler's hooks for one run: every request becomes an attempt row, every outcome a fenced write,
+and every change a live event.
+
+The database is the truth: an image file is written before the row that points to it commits, and events
+only mirror what was written. Every write is fenced on this worker still holding the run (BatchRun.owner),
+so a worker that lost the run to another writes nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Exists, QuerySet
+from django.utils import timezone
+
+from generation.engine.clock import Clock
+from generation.engine.config import EngineConfig
+from generation.engine.hooks import Hooks
+from generation.engine.jobs import Job, Progress, StopReason
+from generation.engine.scheduler import Interrupted
+from generation.live.events import send_event
+from generation.models import BatchRun, GenerationAttempt
+from generation.providers.base import ImageResult, ProviderError, QuotaError
+from generation.providers.redact import redact
+from generation.runs.targets import Plan, Success, Target, item_payload, target_for
+from projects.models import SkipReason
+
+PROGRESS_WRITE_SECONDS = 1.0
+
+
+@dataclass
+class Carried:
+    """What the run had done before this worker took it over from one that died (zeros otherwise)."""
+
+    succeeded: int = 0
+    requests: int = 0
+    retries: int = 0
+    quota_errors: int = 0
+    quota_wait_seconds: float = 0.0
+
+
+class RunRecorder(Hooks):
+    """Scheduler hooks that write rows and publish events for one run, while `worker` holds it."""
+
+    def __init__(
+        self,
+        run: BatchRun,
+        *,
+        worker: str,
+        config: EngineConfig,
+        clock: Clock,
+        listener: Callable[[dict], None] | None = None,
+        on_lost: Callable[[str], None] | None = None,
+        target: Target | None = None,
+    ) -> None:
+        self.run = run
+        self.worker = worker
+        self.listener = listener
+        self.on_lost = on_lost
+        self.config = config
+        self.clock = clock
+        self.target = target or target_for(run)
+        self.plan = Plan()
+        self.carried = Carried()
+        self.seq = 0
+        self.attempt_ids: dict[int, int] = {}
+        self._last_progress_write = -1e9
+
+    def begin(self, plan: Plan, carried: Carried) -> None:
+        """The run's items (for naming them in events) and what it had done before a takeover."""
+        self.plan, self.carried = plan, carried
+
+    async def publish(self, event_type: str, **payload: Any) -> None:
+        self.seq += 1
+        event = {"type": event_type, "run": self.run.pk, "seq": self.seq, **payload}
+        event["ts"] = timezone.now().timestamp()  # send time (epoch s): clients can measure delivery
+        if self.listener is not None:
+            self.listener(event)
+        await send_event(self.run.project_id, event)
+
+    async def skipped(self, key: int, reason: SkipReason) -> None:
+        # `reason` keeps the wording pages compare today; `reason_code` is what they should read.
+        item = item_payload(self.plan, key)
+        await self.publish(self.target.event("skipped"), item=item, reason=reason.label, reason_code=reason)
+
+    def _ours(self) -> QuerySet[BatchRun]:
+        """The run while this worker holds it: the fence on every write (empty once another took over)."""
+        return BatchRun.objects.filter(pk=self.run.pk, owner=self.worker)
+
+    def still_held(self) -> bool:
+        """Inside a transaction: lock the run row if we still hold it. A takeover updates that row, so it
+        lands wholly before this transaction (nothing is written) or after it commits."""
+        if self._ours().select_for_update().exists():
+            return True
+        if self.on_lost is not None:
+            self.on_lost("another worker holds the run now")
+        return False
+
+    async def attempt_started(self, job: Job, attempt_no: int) -> None:
+        held = await database_sync_to_async(self._attempt_started_sync)(job, attempt_no)
+        if held and attempt_no == 1:
+            await self.publish(self.target.event("started"), item=item_payload(self.plan, job.key))
+
+    def _attempt_started_sync(self, job: Job, attempt_no: int) -> bool:
+        with transaction.atomic():
+            if self.target.gone(job.key):
+                return False
+            return self._attempt_row(job, attempt_no)
+
+    def _attempt_row(self, job: Job, attempt_no: int) -> bool:
+        previous = self.attempt_ids.get(job.key) or self._last_failed_attempt(job.key)
+        self.attempt_ids.pop(job.key, None)
+        # No lock here, unlike the image: a row a lost worker writes after the takeover only stays
+        # "running" until the new owner finishes the run, which marks it interrupted (see RunExecution).
+        attempt = GenerationAttempt.objects.create(
+            run=self.run,
+            number=attempt_no,
+            provider=self.run.provider,
+            model=self.run.model or "",
+            seed=job.request.seed,
+            retry_of_id=previous,
+            started=timezone.now(),
+            **self.target.attempt_fields(job.key),
+        )
+        self.attempt_ids[job.key] = attempt.pk
+        if attempt_no == 1:
+            return self.target.mark_started(job.key, fence=Exists(self._ours()))
+        return True
+
+    def _last_failed_attempt(self, key: int) -> int | None:
+        earlier = GenerationAttempt.objects.filter(
+            **self.target.attempt_fields(key), status=GenerationAttempt.Status.FAILED
+        )
+        return earlier.order_by("-started", "-pk").values_list("pk", flat=True).first()
+
+    async def attempt_finished(self, job, attempt_no, error, result, latency) -> None:
+        await database_sync_to_async(self._attempt_finished_sync)(job, error, result, latency)
+
+    def _attempt_finished_sync(self, job: Job, error, result: ImageResult | None, latency: float) -> None:
+        fields: dict[str, Any] = {"finished": timezone.now(), "latency_ms": max(0, round(latency * 1000))}
+        if result is not None:
+            fields.update(status=GenerationAttempt.Status.SUCCEEDED, model=result.model or self.run.model)
+        elif isinstance(error, Interrupted):
+            fields.update(
+                status=GenerationAttempt.Status.INTERRUPTED,
+                error_kind="interrupted",
+                error_message=str(error),
+            )
+        else:
+            fields.update(status=GenerationAttempt.Status.FAILED, **_error_fields(error))
+        attempt_id = self.attempt_ids.get(job.key)
+        if attempt_id is not None:  # None: the run was lost before this attempt's row was written
+            # Only a running attempt of a run we hold: a new owner may have marked it interrupted already.
+            GenerationAttempt.objects.filter(
+                Exists(self._ours()), pk=attempt_id, status=GenerationAttempt.Status.RUNNING
+            ).update(**fields)
+
+    async def job_succeeded(self, job: Job, result: ImageResult, attempts: int) -> None:
+        # Stored first: a crash before the row commits leaves an orphan file (cleanup_media deletes it),
+        # never a broken item.
+        name = self.target.image_name(job.key, result)
+        name = await asyncio.to_thread(default_storage.save, name, ContentFile(result.image))
+        success = Success(job, name, result, attempts, self.attempt_ids.get(job.key))
+        try:
+            recorded = await database_sync_to_async(self._succeeded_sync)(success)
+        except Exception:
+            await asyncio.to_thread(default_storage.delete, name)
+            raise
+        if not recorded:  # another worker holds the run now and generates this item itself
+            await asyncio.to_thread(default_storage.delete, name)
+            return
+        await self.publish(
+            self.target.event("succeeded"),
+            item=item_payload(self.plan, job.key),
+            attempts=attempts,
+            thumbnail=self.target.image_url(job.key, self.seq),
+        )
+
+    def _succeeded_sync(self, success: Success) -> bool:
+        with transaction.atomic():
+            if not self.still_held() or self.target.gone(success.job.key):
+                return False
+            self.target.record_success(success)
+        return True
+
+    async def job_failed(self, job: Job, error: ProviderError, attempts: int) -> None:
+        reason = error.message if isinstance(error, ProviderError) else redact(str(error))
+        if not await database_sync_to_async(self._failed_sync)(job.key, reason):
+            return
+        await self.publish(
+            self.target.event("failed"),
+            item=item_payload(self.plan, job.key),
+            reason=reason,
+            kind=error.kind,
+            attempts=attempts,
+        )
+
+    def _failed_sync(self, key: int, reason: str) -> bool:
+        with transaction.atomic():
+            if not self.still_held() or self.target.gone(key):
+                return False
+            self.target.record_failure(key, reason)
+        return True
+
+    async def quota_wait(self, seconds: float, until: float, wait_no: int, error: QuotaError) -> None:
+        resume_at = timezone.now() + timedelta(seconds=seconds)
+        await database_sync_to_async(self._set_status)(
+            BatchRun.Status.WAITING_QUOTA, quota_resume_at=resume_at
+        )
+        await self.publish(
+            "run.quota_wait",
+            seconds=round(seconds, 1),
+            until=resume_at.isoformat(),
+            attempt=wait_no,
+            max_attempts=self.max_quota_waits(),
+            reason=error.message,
+        )
+
+    async def pacing(self, seconds: float | None, requests_per_minute: float | None) -> None:
+        # No error happened: the run holds itself to the quota. Said aloud, or a paced run looks stuck.
+        payload: dict[str, Any] = {
+            "requests_per_minute": round(requests_per_minute) if requests_per_minute else None
+        }
+        if seconds is not None:
+            resume_at = timezone.now() + timedelta(seconds=seconds)
+            payload.update(seconds=round(seconds, 1), until=resume_at.isoformat())
+        await self.publish("run.pacing", **payload)
+
+    def max_quota_waits(self) -> int:
+        # No fixed count caps quota waits, the total wait budget does: this is how many default waits fit.
+        return max(1, round(self.config.quota_wait_max_total / self.config.quota_wait_default))
+
+    def _set_status(self, status: str, *, quota_resume_at: datetime | None = None) -> None:
+        fields: dict[str, Any] = {"status": status}
+        # Still waiting without a new end time: the stored one stands; running again: it is cleared.
+        if status != BatchRun.Status.WAITING_QUOTA or quota_resume_at is not None:
+            fields["quota_resume_at"] = quota_resume_at
+        self._ours().filter(status__in=BatchRun.ACTIVE).exclude(status=BatchRun.Status.STOPPING).update(
+            **fields
+        )
+
+    async def run_stopping(self, reason: StopReason, message: str) -> None:
+        await database_sync_to_async(self._ours().filter(status__in=BatchRun.ACTIVE).update)(
+            status=BatchRun.Status.STOPPING
+        )
+        await self.publish("run.stopping", reason=reason.value, message=message)
+
+    async def progress(self, snapshot: Progress) -> None:
+        now = self.clock.now()
+        if now - self._last_progress_write >= PROGRESS_WRITE_SECONDS or snapshot.remaining == 0:
+            self._last_progress_write = now
+            await database_sync_to_async(self.write_progress)(snapshot)
+        payload = progress_payload(snapshot, skipped=self.run.skipped, carried=self.carried)
+        await self.publish("run.progress", **payload)
+
+    def write_progress(self, snapshot: Progress) -> None:
+        """Store the counts and the status (waiting for quota or running) a snapshot shows; renews the
+        heartbeat. The progress hook calls it at most every PROGRESS_WRITE_SECONDS."""
+        status = BatchRun.Status.WAITING_QUOTA if snapshot.paused_until else BatchRun.Status.RUNNING
+        self._set_status(status)
+        carried = self.carried
+        self._ours().update(
+            succeeded=carried.succeeded + snapshot.succeeded,
+            failed=snapshot.failed,
+            requests=carried.requests + snapshot.requests,
+            retries=carried.retries + snapshot.retries,
+            quota_errors=carried.quota_errors + snapshot.quota_errors,
+            heartbeat=timezone.now(),
+        )
+
+
+def progress_payload(snapshot: Progress, *, skipped: int, carried: Carried | None = None) -> dict[str, Any]:
+    carried = carried or Carried()
+    return {
+        "total": snapshot.total + skipped + carried.succeeded,
+        "succeeded": carried.succeeded + snapshot.succeeded,
+        "failed": snapshot.failed,
+        "skipped": skipped,
+        "in_flight": snapshot.in_flight,
+        "concurrency": snapshot.concurrency,
+        "requests": carried.requests + snapshot.requests,
+        "retries": carried.retries + snapshot.retries,
+        "quota_errors": carried.quota_errors + snapshot.quota_errors,
+        "eta_seconds": None if snapshot.eta_seconds is None else round(snapshot.eta_seconds, 1),
+    }
+
+
+def _error_fields(error: BaseException | None) -> dict[str, Any]:
+    if isinstance(error, ProviderError):
+        return {
+            "error_kind": error.kind,
+            "error_message": error.message[:2000],
+            "http_status": error.http_status,
+        }
+    return {"error_kind": "error", "error_message": str(error)[:2000]}

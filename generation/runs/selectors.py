@@ -1,0 +1,113 @@
+"""Reads about runs: the preflight, what a worker looks for, and the snapshot a (re)connecting browser
+starts from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import F, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from generation.models import BatchRun, SceneVersion
+from projects.models import Character, Project, Scene, SkipReason
+
+
+def missing_references(*, scenes: Sequence[Scene], regenerate: bool = False) -> list[Character]:
+    """Characters in the scenes this run would generate that have no reference image yet."""
+    to_generate = [s.pk for s in scenes if not s.skip_code(regenerate=regenerate)]
+    return list(Character.objects.filter(scenes__in=to_generate, reference="").distinct().order_by("name"))
+
+
+def active_run(project: Project) -> BatchRun | None:
+    return project.runs.filter(status__in=BatchRun.ACTIVE).first()
+
+
+def runs_needing_a_worker(*, lease_seconds: float = BatchRun.LEASE_SECONDS) -> list[int]:
+    """Active runs nobody holds: never picked up, or held by a worker that stopped beating."""
+    stale = timezone.now() - timedelta(seconds=lease_seconds)
+    unowned = Q(owner="") | Q(heartbeat__lt=stale) | Q(heartbeat__isnull=True)
+    return list(
+        BatchRun.objects.filter(unowned, status__in=BatchRun.ACTIVE)
+        .order_by("created")
+        .values_list("pk", flat=True)
+    )
+
+
+def scenes_claimed(*, run: BatchRun, scene_ids: Sequence[int]) -> set[int]:
+    """Which of these scenes `run` holds (after scenes_claim)."""
+    return set(Scene.objects.filter(pk__in=scene_ids, claimed_by=run.pk).values_list("pk", flat=True))
+
+
+def run_payload(run: BatchRun) -> dict[str, Any]:
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "active": run.is_active(),
+        "kind": run.kind,
+        "total": run.total,
+        "succeeded": run.succeeded,
+        "failed": run.failed,
+        "skipped": run.skipped,
+        "removed": run.removed,
+        "requests": run.requests,
+        "retries": run.retries,
+        "quota_errors": run.quota_errors,
+        "quota_wait_seconds": round(run.quota_wait_seconds, 1),
+        "reason": run.reason,
+        "summary": run.summary,
+        "requested_by": run.requested_by.username if run.requested_by_id else "",
+        "created": run.created.isoformat(),
+        "started": run.started.isoformat() if run.started else None,
+        "finished": run.finished.isoformat() if run.finished else None,
+        "quota_resume_at": run.quota_resume_at.isoformat()
+        if run.quota_resume_at and run.status == BatchRun.Status.WAITING_QUOTA
+        else None,
+    }
+
+
+def current_versions(*, project_id: int) -> dict[int, dict[str, Any]]:
+    """Scene id -> the metadata of its current version: the one whose image is the scene's image (scenes
+    may have none at all)."""
+    current = SceneVersion.objects.filter(scene__project_id=project_id, image=F("scene__image")).exclude(
+        image=""
+    )
+    fields = ("scene_id", "number", "provider", "model", "seed", "prompt", "attempts", "created")
+    # Ascending numbers, so should two rows ever share a file the newest one wins.
+    return {v["scene_id"]: v for v in current.order_by("scene_id", "number").values(*fields)}
+
+
+def scene_state(scene: Scene) -> dict[str, Any]:
+    thumbnail = None
+    if scene.image:
+        url = reverse("scene_image", args=[scene.project_id, scene.pk])
+        thumbnail = f"{url}?thumb=1&v={int(scene.updated.timestamp())}"
+    reason = scene.last_error if scene.status == Scene.Status.FAILED else ""
+    code = ""
+    if scene.status == Scene.Status.SKIPPED:  # only an empty prompt leaves a scene skipped
+        code, reason = SkipReason.EMPTY_PROMPT.value, SkipReason.EMPTY_PROMPT.label
+    return {
+        "id": scene.pk,
+        "position": scene.position,
+        "status": scene.status,
+        "thumbnail": thumbnail,
+        "reason": reason,
+        "reason_code": code,
+    }
+
+
+def latest_run(project_id: int) -> BatchRun | None:
+    runs = BatchRun.objects.filter(project_id=project_id).select_related("requested_by")
+    return runs.filter(status__in=BatchRun.ACTIVE).first() or runs.order_by("-created").first()
+
+
+def project_snapshot(*, project_id: int) -> dict[str, Any]:
+    scenes = Scene.objects.filter(project_id=project_id).order_by("position")
+    run = latest_run(project_id)
+    return {
+        "project": project_id,
+        "scenes": [scene_state(s) for s in scenes],
+        "run": run and run_payload(run),
+    }

@@ -1,0 +1,358 @@
+"""Workflows of batch generation: start, stop, claim and end runs, record versions, clean up media.
+
+Reads live in selectors.py; views, consumers and commands reach both through generation/services.py
+and generation/selectors.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.db.models import Q
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from generation.engine.config import EngineConfig
+from generation.live.events import stop_worker, wake_worker
+from generation.models import BatchRun, GenerationAttempt, SceneVersion
+from generation.runs.selectors import active_run, missing_references
+from projects.access import membership_for
+from projects.images import thumbnail_path
+from projects.models import Character, Project, Role, Scene
+
+logger = logging.getLogger("generation.services")
+
+
+class RunRefused(Exception):
+    """A run cannot start; `missing` names characters that need a reference image first."""
+
+    def __init__(self, message: str, *, missing: Sequence[Character] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.missing = list(missing)
+
+
+def engine_config(overrides: dict | None = None) -> EngineConfig:
+    try:
+        return EngineConfig.from_mapping({**settings.GENERATION_ENGINE, **(overrides or {})})
+    except ValueError as exc:
+        raise RunRefused(str(exc)) from exc
+
+
+def run_start(
+    *,
+    project: Project,
+    user,
+    scene_ids: Sequence[int] | None = None,
+    regenerate: bool = False,
+    overrides: dict | None = None,
+    provider: str = "",
+) -> tuple[BatchRun, bool]:
+    """Start a scenes run, or return the project's active run and False. Refuses on a failed preflight."""
+    current = active_run(project)
+    if current is not None:
+        return current, False
+    scenes = list(project.scenes.order_by("position"))
+    if scene_ids is not None:
+        wanted = set(scene_ids)
+        scenes = [s for s in scenes if s.pk in wanted]
+    if not scenes:
+        raise RunRefused("There are no scenes to generate.")
+    missing = missing_references(scenes=scenes, regenerate=regenerate)
+    if missing:
+        names = ", ".join(c.name for c in missing)
+        raise RunRefused(f"These characters need a reference image first: {names}.", missing=missing)
+    return _create_run(
+        project=project,
+        user=user,
+        kind=BatchRun.Kind.SCENES,
+        items=scenes,
+        regenerate=regenerate,
+        overrides=overrides,
+        provider=provider,
+    )
+
+
+def character_run_start(
+    *, project: Project, user, character_ids: Sequence[int] | None = None, overrides: dict | None = None
+) -> tuple[BatchRun, bool]:
+    """Generate reference portraits from descriptions, for characters without a reference (or those named)."""
+    current = active_run(project)
+    if current is not None:
+        return current, False
+    characters = project.characters.order_by("name")
+    characters = (
+        characters.filter(pk__in=character_ids)
+        if character_ids is not None
+        else characters.filter(reference="")
+    )
+    if not characters:
+        raise RunRefused("Every character already has a reference image.")
+    return _create_run(
+        project=project,
+        user=user,
+        kind=BatchRun.Kind.CHARACTERS,
+        items=list(characters),
+        regenerate=character_ids is not None,
+        overrides=overrides,
+        provider="",
+    )
+
+
+def _create_run(*, project, user, kind, items, regenerate, overrides, provider) -> tuple[BatchRun, bool]:
+    config = engine_config(overrides)
+    try:
+        with transaction.atomic():
+            run = BatchRun.objects.create(
+                project=project,
+                kind=kind,
+                requested_by=user,
+                regenerate=regenerate,
+                total=len(items),
+                provider=provider or project.provider or settings.GENERATION_PROVIDER,
+                model=project.provider_model,
+                config=config.as_dict(),
+            )
+            (run.scenes if kind == BatchRun.Kind.SCENES else run.characters).set(items)
+            transaction.on_commit(lambda: async_to_sync(wake_worker)(run.pk))
+    except IntegrityError:
+        # Lost the race to another start: the database allowed only one active run.
+        current = active_run(project)
+        if current is None:
+            raise
+        return current, False
+    return run, True
+
+
+def run_stop(*, run: BatchRun) -> BatchRun:
+    """Ask the run to stop. A queued run no worker has picked up stops at once."""
+    now = timezone.now()
+    BatchRun.objects.filter(pk=run.pk, status=BatchRun.Status.QUEUED, owner="").update(
+        status=BatchRun.Status.STOPPED,
+        stop_requested=True,
+        finished=now,
+        reason="Stopped before it started",
+    )
+    BatchRun.objects.filter(pk=run.pk, status__in=BatchRun.ACTIVE).update(
+        status=BatchRun.Status.STOPPING, stop_requested=True
+    )
+    run.refresh_from_db()
+    if run.status == BatchRun.Status.STOPPING:
+        transaction.on_commit(lambda: async_to_sync(stop_worker)(run.pk))
+    if run.status == BatchRun.Status.STOPPED and not run.summary:
+        run.summary = run.summary_message()
+        run.save(update_fields=["summary"])
+    return run
+
+
+def scenes_claim(*, run: BatchRun, scene_ids: Sequence[int]) -> int:
+    """Claim scenes for `run` with one conditional update; a scene held by another live run is left alone."""
+    live = BatchRun.objects.filter(status__in=BatchRun.ACTIVE).exclude(pk=run.pk).values("pk")
+    free = Q(claimed_by__isnull=True) | Q(claimed_by=run.pk) | ~Q(claimed_by__in=live)
+    return Scene.objects.filter(free, pk__in=scene_ids).update(claimed_by=run.pk)
+
+
+LEASE_SECONDS = BatchRun.LEASE_SECONDS
+
+
+def run_claim(*, run_id: int, worker: str, lease_seconds: float = LEASE_SECONDS) -> BatchRun | None:
+    """Take a run for this worker: a queued run, or an active one whose owner's heartbeat went stale.
+
+    One conditional statement decides; when nothing matched another worker got there first. Taking a run
+    over from a worker that stopped beating also cleans up after it (see _run_requeue).
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=lease_seconds)
+    takeable = Q(status=BatchRun.Status.QUEUED, owner="") | Q(owner=worker) | Q(heartbeat__lt=stale)
+    with transaction.atomic():
+        # The row lock the update would take anyway, taken first to learn whom we take the run from. The
+        # old owner's fenced writes lock the same row, so each of them lands wholly before or after this.
+        previous = (
+            BatchRun.objects.select_for_update()
+            .filter(takeable, pk=run_id, status__in=BatchRun.ACTIVE)
+            .values_list("owner", flat=True)
+            .first()
+        )
+        if previous is None:
+            return None
+        BatchRun.objects.filter(pk=run_id).update(owner=worker, heartbeat=now)
+        if previous not in ("", worker):
+            _run_requeue(run_id=run_id, previous=previous, now=now)
+    return BatchRun.objects.select_related("project", "requested_by").get(pk=run_id)
+
+
+def _run_requeue(*, run_id: int, previous: str, now) -> None:
+    """The old owner died mid-run. Its requests in flight will never be recorded, nor will images it
+    received but had not stored yet: mark those attempts interrupted, and put their scenes back in the
+    queue for the new owner to generate again."""
+    attempts = GenerationAttempt.objects.filter(run_id=run_id)
+    Status = GenerationAttempt.Status
+    lost = attempts.filter(status=Status.SUCCEEDED, scene__isnull=False, versions__isnull=True)
+    interrupted = lost.update(
+        status=Status.INTERRUPTED,
+        error_kind="interrupted",
+        error_message=f"The image arrived, but worker {previous} stopped before storing it",
+    )
+    interrupted += attempts.filter(status=Status.RUNNING).update(
+        status=Status.INTERRUPTED,
+        finished=now,
+        error_kind="interrupted",
+        error_message=f"Worker {previous} stopped renewing its lease; another worker took the run over",
+    )
+    requeued = Scene.objects.filter(claimed_by=run_id).mark_requeue()
+    logger.warning(
+        "Took run %s over from %s: %d attempt(s) interrupted, %d scene(s) requeued",
+        run_id,
+        previous,
+        interrupted,
+        requeued,
+    )
+
+
+def run_fail(*, run_id: int, reason: str, worker: str | None = None) -> None:
+    """End a run that cannot go on (a crash in its worker); its scenes are released for the next run.
+
+    With `worker`, only while that worker still holds the run: one that lost it must not end it.
+    """
+    runs = BatchRun.objects.filter(pk=run_id, status__in=BatchRun.ACTIVE)
+    if worker is not None:
+        runs = runs.filter(owner=worker)
+    with transaction.atomic():
+        run = runs.select_for_update().first()
+        if run is None:
+            return
+        run.status, run.reason, run.finished = BatchRun.Status.FAILED, reason, timezone.now()
+        run.summary = run.summary_message()
+        run.save()
+        run_release_scenes(run_id=run_id)
+
+
+def run_release_scenes(*, run_id: int) -> None:
+    """A run ended: requeue what it left mid-generation, and let go of every scene it still claims."""
+    Scene.objects.filter(claimed_by=run_id).mark_requeue()
+    Scene.objects.filter(claimed_by=run_id).update(claimed_by=None)
+
+
+@dataclass(frozen=True)
+class ActionDone:
+    """What a socket or form action did: the run it started, stopped or found already active."""
+
+    action: str
+    run: BatchRun
+    created: bool
+
+
+def perform_action(*, project_id: int, user, action: str, scene_id: int | None = None) -> ActionDone:
+    """One entry for start / stop / retry from a socket or a form, for editors and owners.
+
+    Raises what membership_for raises, Http404 for a scene not in the project, RunRefused with the reason.
+    """
+    project = membership_for(user=user, project_id=project_id, needs=Role.EDITOR).project
+    if action == "stop":
+        run = active_run(project)
+        if run is None:
+            raise RunRefused("No run is active.")
+        return ActionDone(action, run_stop(run=run), created=False)
+    if action == "start_characters":
+        run, created = character_run_start(project=project, user=user)
+    elif action == "retry":
+        scene = get_object_or_404(project.scenes, pk=scene_id)
+        run, created = run_start(
+            project=project, user=user, scene_ids=[scene.pk], regenerate=scene.has_image()
+        )
+    elif action == "retry_failed":
+        failed = list(project.scenes.filter(status=Scene.Status.FAILED).values_list("pk", flat=True))
+        if not failed:
+            raise RunRefused("No scene has failed.")
+        run, created = run_start(project=project, user=user, scene_ids=failed)
+    else:
+        run, created = run_start(project=project, user=user)
+    return ActionDone(action, run, created)
+
+
+def scene_version_add(
+    *,
+    scene_id: int,
+    image: str,
+    attempt_id: int | None,
+    provider: str,
+    model: str,
+    seed: int | None,
+    prompt: str,
+    attempts: int,
+) -> SceneVersion:
+    """Record a new image of a scene. An image that predates versions is kept as a version first."""
+    scene = Scene.objects.select_for_update().get(pk=scene_id)
+    versions = SceneVersion.objects.filter(scene=scene)
+    if scene.image and not versions.filter(image=scene.image.name).exists():
+        SceneVersion.objects.create(
+            scene=scene, number=_next_version(scene), image=scene.image.name, prompt=scene.prompt
+        )
+    return SceneVersion.objects.create(
+        scene=scene,
+        number=_next_version(scene),
+        image=image,
+        attempt_id=attempt_id,
+        provider=provider,
+        model=model,
+        seed=seed,
+        prompt=prompt,
+        attempts=attempts,
+    )
+
+
+def _next_version(scene: Scene) -> int:
+    last = SceneVersion.objects.filter(scene=scene).aggregate(m=models.Max("number"))["m"]
+    return (last or 0) + 1
+
+
+def scene_version_make_current(*, version: SceneVersion) -> Scene:
+    """Show an older (or newer) image again; nothing is deleted."""
+    scene = version.scene
+    # The scene's claim stays: a run generating it now still holds it.
+    Scene.objects.filter(pk=scene.pk).mark_ready(image=version.image.name, release=False)
+    scene.refresh_from_db()
+    return scene
+
+
+# Older than this, a generated image no row points to is an orphan: the worker that stored it died before
+# the row committed (rows commit milliseconds after the file is written).
+ORPHAN_GRACE_SECONDS = 3600.0
+GENERATED_DIRS = ("scenes", "characters")
+
+
+def orphan_media_delete(*, grace_seconds: float = ORPHAN_GRACE_SECONDS, dry_run: bool = False) -> list[str]:
+    """Delete generated images under MEDIA_ROOT/projects/*/scenes|characters that no scene, scene version
+    or character points to, once older than `grace_seconds`; returns their names."""
+    root = Path(settings.MEDIA_ROOT)
+    cutoff = time.time() - grace_seconds
+    candidates = {
+        path.relative_to(root).as_posix(): path
+        for kind in GENERATED_DIRS
+        for path in root.glob(f"projects/*/{kind}/*")
+        if path.is_file() and path.stat().st_mtime < cutoff
+    }
+    if not candidates:
+        return []
+    # Listed before the rows are read: a file older than the grace period has its row committed by now.
+    referenced = {
+        *Scene.objects.exclude(image="").values_list("image", flat=True),
+        *SceneVersion.objects.values_list("image", flat=True),
+        *Character.objects.exclude(reference="").values_list("reference", flat=True),
+    }
+    orphans = sorted(name for name in candidates if name not in referenced)
+    if not dry_run:
+        for name in orphans:
+            candidates[name].unlink(missing_ok=True)
+            thumbnail_path(candidates[name]).unlink(missing_ok=True)
+        if orphans:
+            logger.info("Deleted %d orphan image(s) under %s", len(orphans), root)
+    return orphans
