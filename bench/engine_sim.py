@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench import write_json
-from generation.engine.baseline import run_baseline
+from bench.baseline import run_baseline
 from generation.engine.clock import run_virtual
 from generation.engine.config import EngineConfig
 from generation.engine.jobs import Job

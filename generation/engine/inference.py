@@ -1,12 +1,17 @@
-"""Recognise a rolling-window quota from a 429 when the provider does not say its limit.
+"""Recognise a rolling-window quota from its 429s when the provider does not say its limit.
 
-With an unknown quota every 429 would otherwise cost a window slot (rejections count on OpenAI) and halve
+With an unknown quota every 429 would otherwise cost a window slot (rejections count on OpenAI) and cut
 throughput, so when a 429 looks like a rolling window's, the scheduler paces to what the window held.
-It looks like one when all of these hold:
+
+With a Retry-After (or RetryInfo) it looks like one when all of these hold:
 - the Retry-After is long (a concurrency cap says "retry in 1 s"; short ones are not trusted);
 - it matches our own prediction, the time until the oldest send in the window expires;
 - the window holds at least as many sends as any window we ever saw fully accepted (else the limit
   is plainly higher and the 429 came from something else).
+
+Without one (`infer_hidden`), the count of sends accepted in the window before the refused one is the
+limit, unless a concurrency cap could explain the refusal as well: the refused request was sent with
+as many requests in flight as ever ran at once, or every send in the window was still running.
 """
 
 from __future__ import annotations
@@ -18,9 +23,17 @@ MIN_RETRY_AFTER = 5.0
 TOLERANCE = 1.5  # headers round to whole seconds, networks add delay
 
 
+class _Send:
+    __slots__ = ("at", "number", "refused")
+
+    def __init__(self, at: float, number: int) -> None:
+        self.at, self.number, self.refused = at, number, False
+
+
 class WindowInference:
-    def __init__(self) -> None:
-        self._sent: deque[tuple[float, int]] = deque()  # (time, sequence): several share an instant
+    def __init__(self, window: float = WINDOW_SECONDS) -> None:
+        self.window = window
+        self._sent: deque[_Send] = deque()  # several share an instant, hence the sequence numbers
         self._accepted: deque[float] = deque()
         self._sequence = 0
         self.max_accepted_in_window = 0
@@ -28,31 +41,59 @@ class WindowInference:
     def sent(self, at: float) -> int:
         """Note a send; returns its sequence number for `infer`."""
         self._sequence += 1
-        self._sent.append((at, self._sequence))
-        while self._sent and self._sent[0][0] < at - 2 * WINDOW_SECONDS:
+        self._sent.append(_Send(at, self._sequence))
+        while self._sent and self._sent[0].at < at - 2 * self.window:
             self._sent.popleft()
         return self._sequence
+
+    def refused(self, sequence: int) -> None:
+        """Send number `sequence` got a quota error."""
+        for send in self._sent:
+            if send.number == sequence:
+                send.refused = True
 
     def accepted(self, sent_at: float) -> None:
         """A request sent at `sent_at` got past the quota (whatever came of it)."""
         self._accepted.append(sent_at)
-        while self._accepted and self._accepted[0] < sent_at - 2 * WINDOW_SECONDS:
+        while self._accepted and self._accepted[0] < sent_at - 2 * self.window:
             self._accepted.popleft()
         # Completions arrive out of order, so this can undercount a window: a lower bound, as needed.
-        held = sum(1 for t in self._accepted if sent_at - WINDOW_SECONDS < t <= sent_at)
+        held = sum(1 for t in self._accepted if sent_at - self.window < t <= sent_at)
         self.max_accepted_in_window = max(self.max_accepted_in_window, held)
 
+    def _send(self, sequence: int) -> _Send | None:
+        return next((s for s in self._sent if s.number == sequence), None)
+
+    def _earlier(self, send: _Send) -> list[_Send]:
+        return [s for s in self._sent if s.number < send.number and send.at - self.window < s.at]
+
     def infer(self, sequence: int, retry_after: float | None) -> int | None:
-        """Requests a minute implied by a 429 for send number `sequence`, or None if unsure."""
+        """Requests a window implied by a 429 for send number `sequence`, or None if unsure."""
         if retry_after is None or retry_after < MIN_RETRY_AFTER:
             return None
-        sent_at = next((t for t, n in self._sent if n == sequence), None)
-        if sent_at is None:
+        send = self._send(sequence)
+        if send is None:
             return None
-        earlier = [t for t, n in self._sent if n < sequence and sent_at - WINDOW_SECONDS < t]
+        earlier = [s.at for s in self._earlier(send)]
         if not earlier or len(earlier) < self.max_accepted_in_window:
             return None
-        predicted = earlier[0] + WINDOW_SECONDS - sent_at
+        predicted = earlier[0] + self.window - send.at
         if abs(predicted - retry_after) > TOLERANCE:
             return None
         return len(earlier)
+
+    def infer_hidden(self, sequence: int, *, in_flight: int, most_ever_in_flight: int) -> int | None:
+        """The window's limit from a 429 that said nothing, or None when a concurrency cap explains it.
+
+        `in_flight`: our accepted requests still running when the refused one was sent;
+        `most_ever_in_flight`: the most that ever ran at once without a refusal."""
+        send = self._send(sequence)
+        if send is None:
+            return None
+        held = sum(1 for s in self._earlier(send) if not s.refused)
+        if held == 0:
+            return None
+        # Every send of the window still running, or a level never held before: a cap could explain it.
+        if held <= in_flight or in_flight >= most_ever_in_flight:
+            return None
+        return held
