@@ -10,8 +10,9 @@ With a Retry-After (or RetryInfo) it looks like one when all of these hold:
   is plainly higher and the 429 came from something else).
 
 Without one (`infer_hidden`), the count of sends accepted in the window before the refused one is the
-limit, unless a concurrency cap could explain the refusal as well: the refused request was sent with
-as many requests in flight as ever ran at once, or every send in the window was still running.
+limit, unless a concurrency cap could explain the refusal as well: every send in the window was still
+running, or the refused request was sent with as many in flight as an earlier refusal (of a cap, not a
+window). Both kinds then stay possible; the next refusal at a lower level settles it.
 """
 
 from __future__ import annotations
@@ -82,18 +83,19 @@ class WindowInference:
             return None
         return len(earlier)
 
-    def infer_hidden(self, sequence: int, *, in_flight: int, most_ever_in_flight: int) -> int | None:
+    def infer_hidden(self, sequence: int, *, level: int, refused_level: float) -> int | None:
         """The window's limit from a 429 that said nothing, or None when a concurrency cap explains it.
 
-        `in_flight`: our accepted requests still running when the refused one was sent;
-        `most_ever_in_flight`: the most that ever ran at once without a refusal."""
+        `level`: our requests in flight when the refused one was sent, itself included;
+        `refused_level`: the lowest level a refusal that could be a cap's came at (inf: none yet)."""
         send = self._send(sequence)
         if send is None:
             return None
-        held = sum(1 for s in self._earlier(send) if not s.refused)
-        if held == 0:
+        earlier = self._earlier(send)
+        accepted = sum(1 for s in earlier if not s.refused)
+        # All of the window's sends still running, or a level already refused: a cap could explain it.
+        if accepted <= level - 1 or level >= refused_level:
             return None
-        # Every send of the window still running, or a level never held before: a cap could explain it.
-        if held <= in_flight or in_flight >= most_ever_in_flight:
-            return None
-        return held
+        # Refused sends count on some servers (OpenAI) and not on others: assume they do, the higher
+        # guess; if they do not, the next refusal comes sooner and lowers the rate to what it shows.
+        return len(earlier)

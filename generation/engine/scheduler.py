@@ -149,7 +149,8 @@ class Scheduler:
         self._windows = WindowInference(self.limiter.window)  # recognises a rolling window from its 429s
         self._latencies: list[float] = []  # of accepted requests that answered
         self._refusal_latency: float | None = None  # how fast a 429 comes back
-        self._most_in_flight = 0  # the most requests ever admitted at once
+        self._min_refused_level = math.inf  # the lowest level a 429 that was not the rate's came at
+        self._last_kind = ""
         self._accepted = 0
         self._daily_cap: int | None = None
 
@@ -481,7 +482,6 @@ class Scheduler:
         return max(self.config.admission_factor * self._refusal_latency, 1e-3)
 
     def _on_admitted(self, state: _JobState) -> None:
-        self._most_in_flight = max(self._most_in_flight, state.level)
         self.concurrency.on_admitted()
         self._wake.set()
 
@@ -520,18 +520,16 @@ class Scheduler:
 
     def _latency(self, percentile: float | None = None) -> float | None:
         """Observed latency of accepted requests (mean, or a percentile), else the profile's."""
-        if len(self._latencies) >= MIN_LATENCY_SAMPLES:
-            if percentile is None:
-                return statistics.fmean(self._latencies)
-            ordered = sorted(self._latencies)
-            return ordered[min(len(ordered) - 1, int(percentile * len(ordered)))]
+        samples = self._latencies
         profile = self.given_profile
-        if profile is None:
-            return statistics.fmean(self._latencies) if self._latencies else None
-        prior = profile.latency_mean if percentile is None else profile.latency_p90 or profile.latency_mean
-        return (
-            prior if prior is not None else (statistics.fmean(self._latencies) if self._latencies else None)
-        )
+        if len(samples) < MIN_LATENCY_SAMPLES and profile is not None and profile.latency_mean:
+            return profile.latency_mean if percentile is None else profile.latency_p90 or profile.latency_mean
+        if not samples:
+            return None
+        if percentile is None:
+            return statistics.fmean(samples)
+        ordered = sorted(samples)
+        return ordered[min(len(ordered) - 1, int(percentile * len(ordered)))]
 
     async def _on_quota(self, state: _JobState, error: QuotaError) -> None:
         self.counters.quota_errors += 1
@@ -545,9 +543,12 @@ class Scheduler:
             raise _Stopped()
         if state.sent_at < self._pause_set_at:
             # Sent before the last pause began: that pause and decrease already answer this 429.
+            if self._last_kind != "rate":
+                self._min_refused_level = min(self._min_refused_level, state.level)
             return
-        kind = await self._classify(state, error)
+        kind = self._last_kind = await self._classify(state, error)
         if kind != "rate":
+            self._min_refused_level = min(self._min_refused_level, state.level)
             self.concurrency.on_quota_error(state.level)
         await self._pause(error, kind)
 
@@ -562,7 +563,7 @@ class Scheduler:
                 return "rate"
             return "unknown"
         rate = self._windows.infer_hidden(
-            state.send_number, in_flight=state.level - 1, most_ever_in_flight=self._most_in_flight
+            state.send_number, level=state.level, refused_level=self._min_refused_level
         )
         if rate is not None:
             await self._adopt_rate(rate, known)
