@@ -111,10 +111,10 @@ class AdaptiveConcurrency:
 def rate_target(
     *, rate: float, window: float, latency: float | None, margin: float, burst: int, remaining: int
 ) -> int:
-    """Requests in flight that keep a quota of `rate` per `window` busy (Little's law), never more than
-    there are jobs; before any latency is known, what the quota allows at once (`burst`)."""
-    if latency is None:
-        wanted = burst + 2
-    else:
-        wanted = math.ceil(rate / window * latency * (1 + margin)) + 2
+    """Requests in flight that keep a quota of `rate` per `window` busy: Little's law (r x L plus a
+    margin), and never fewer than the quota allows at once (`burst`: a rolling window's whole quota), so
+    a window's slots are used as soon as they free; never more than there are jobs."""
+    wanted = burst + 2
+    if latency is not None:
+        wanted = max(wanted, math.ceil(rate / window * latency * (1 + margin)) + 2)
     return max(1, min(wanted, remaining))

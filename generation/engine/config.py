@@ -23,7 +23,7 @@ class EngineConfig:
     small_batch: int = 20
     # A request not refused this long after it was sent counts as admitted (slow start grows on it),
     # until a quota error shows how fast refusals come back (then admission_factor x that latency).
-    admission_delay: float = 1.0
+    admission_delay: float = 0.5
     admission_factor: float = 3.0
     # With a known rate r, the in-flight target is r x (this percentile of latency) x (1 + margin) + 2.
     latency_percentile: float = 0.9

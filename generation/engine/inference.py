@@ -12,11 +12,13 @@ With a Retry-After (or RetryInfo) it looks like one when all of these hold:
 Without one (`infer_hidden`), the count of sends accepted in the window before the refused one is the
 limit, unless a concurrency cap could explain the refusal as well: every send in the window was still
 running, or the refused request was sent with as many in flight as an earlier refusal (of a cap, not a
-window). Both kinds then stay possible; the next refusal at a lower level settles it.
+window), or no earlier refusal exists (with something else in flight). Both kinds then stay possible;
+the next refusal at a lower level settles it.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 WINDOW_SECONDS = 60.0
@@ -93,9 +95,17 @@ class WindowInference:
             return None
         earlier = self._earlier(send)
         accepted = sum(1 for s in earlier if not s.refused)
-        # All of the window's sends still running, or a level already refused: a cap could explain it.
-        if accepted <= level - 1 or level >= refused_level:
+        # All of the window's sends still running, or a level as high as a refusal that was not the
+        # window's: a cap could explain it. The first refusal of all could be a cap's too, unless it
+        # came with nothing else in flight. Wrongly taken for a window, a cap would pace the run to a
+        # fraction of its quota for good; wrongly taken for a cap, a window costs one more refusal.
+        if accepted <= level - 1:
             return None
-        # Refused sends count on some servers (OpenAI) and not on others: assume they do, the higher
-        # guess; if they do not, the next refusal comes sooner and lowers the rate to what it shows.
-        return len(earlier)
+        if level > 1 and (math.isinf(refused_level) or level >= refused_level):
+            return None
+        # Refused sends count on some servers (OpenAI) and not on others: assume they do (the higher
+        # guess; if they do not, the next refusal comes sooner and lowers the rate). Then the limit
+        # is above what the window held when it last accepted a send, and at most what it holds now.
+        last = max((s for s in earlier if not s.refused), key=lambda s: s.number)
+        held_then = sum(1 for s in self._earlier(last))
+        return min(len(earlier), held_then + 1)

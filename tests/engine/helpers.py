@@ -10,6 +10,7 @@ from typing import Any
 from generation.engine.config import EngineConfig
 from generation.engine.hooks import Hooks
 from generation.engine.jobs import Job, RunResult, StopReason
+from generation.engine.profile import CredentialProfile
 from generation.engine.scheduler import Scheduler
 from generation.providers.base import ImageRequest, ImageResult, Provider, ProviderError, QuotaError
 
@@ -27,8 +28,12 @@ def make_jobs(count: int, *, words: str = "a lighthouse at dusk") -> list[Job]:
     ]
 
 
-def make_scheduler(provider: Provider, hooks: Hooks | None = None, **config: Any) -> Scheduler:
-    return Scheduler(provider, config=EngineConfig(**config), hooks=hooks, rng=random.Random(1))
+def make_scheduler(
+    provider: Provider, hooks: Hooks | None = None, *, profile: CredentialProfile | None = None, **config: Any
+) -> Scheduler:
+    return Scheduler(
+        provider, config=EngineConfig(**config), hooks=hooks, rng=random.Random(1), profile=profile
+    )
 
 
 def unfinished(result: RunResult, jobs: list[Job]) -> list[Hashable]:
