@@ -268,7 +268,8 @@ def measure(scenario: Scenario, *, with_sweep: bool = True) -> dict[str, Any]:
 def print_table(rows: list[dict[str, Any]]) -> None:
     header = (
         f"{'scenario':<18} {'N':>4} {'measured':>9} {'bound':>7} {'eff':>6} {'target':>6} "
-        f"{'seeds mean/min':>14} {'seed':>7} {'reqs':>5} {'429s':>5} {'429>60s':>8} {'wait':>6} {'pace':>6} {'done':>5} ok"
+        f"{'seeds mean/min':>14} {'seed':>7} {'reqs':>5} {'429s':>5} {'429>60s':>8} {'wait':>6} "
+        f"{'pace':>6} {'done':>5} ok"
     )
     print(header)
     print("-" * len(header))
