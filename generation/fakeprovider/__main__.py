@@ -1,6 +1,6 @@
 """Run the fake provider server standalone:
 
-    python -m generation.fakeprovider --port 8765 --rpm 20 --latency 2 [--omit retry_after --omit rate_headers]
+    python -m generation.fakeprovider --port 8765 --rpm 20 --latency 2 [--omit retry_after]
 
 Then point a provider at http://127.0.0.1:8765 (Gemini: http://127.0.0.1:8765/v1beta) and change the
 behaviour at run time with POST /_fake/config; GET /_fake/requests lists what arrived.

@@ -85,7 +85,8 @@ class FakeConfig:
             raise ValueError(f"unknown faults: {', '.join(sorted(bad - set(FAULTS)))}")
         bad_omit = {item.rpartition(":")[2] for item in changes.get("omit") or []} - set(OMITTABLE)
         if bad_omit:
-            raise ValueError(f"unknown omit names: {', '.join(sorted(bad_omit))}; known: {', '.join(OMITTABLE)}")
+            known = ", ".join(OMITTABLE)
+            raise ValueError(f"unknown omit names: {', '.join(sorted(bad_omit))}; known: {known}")
         for name, value in changes.items():
             if name == "latency" and isinstance(value, dict):
                 value = Latency(**{**dataclasses.asdict(self.latency), **value})
