@@ -22,6 +22,7 @@ import math
 from collections import deque
 
 WINDOW_SECONDS = 60.0
+# For a 60 s window; other windows (a test's fake server) scale them.
 MIN_RETRY_AFTER = 5.0
 TOLERANCE = 1.5  # headers round to whole seconds, networks add delay
 
@@ -70,9 +71,15 @@ class WindowInference:
     def _earlier(self, send: _Send) -> list[_Send]:
         return [s for s in self._sent if s.number < send.number and send.at - self.window < s.at]
 
+    def held(self, sequence: int) -> int:
+        """Sends in the window before send number `sequence`, refused ones included."""
+        send = self._send(sequence)
+        return len(self._earlier(send)) if send is not None else 0
+
     def infer(self, sequence: int, retry_after: float | None) -> int | None:
         """Requests a window implied by a 429 for send number `sequence`, or None if unsure."""
-        if retry_after is None or retry_after < MIN_RETRY_AFTER:
+        scale = self.window / WINDOW_SECONDS
+        if retry_after is None or retry_after < MIN_RETRY_AFTER * scale:
             return None
         send = self._send(sequence)
         if send is None:
@@ -81,7 +88,7 @@ class WindowInference:
         if not earlier or len(earlier) < self.max_accepted_in_window:
             return None
         predicted = earlier[0] + self.window - send.at
-        if abs(predicted - retry_after) > TOLERANCE:
+        if abs(predicted - retry_after) > TOLERANCE * scale:
             return None
         return len(earlier)
 

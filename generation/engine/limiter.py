@@ -139,9 +139,17 @@ class SlidingWindowLimiter(_LocalLimiter):
     """
 
     def __init__(
-        self, clock: Clock, requests_per_minute: float | None, *, window: float = WINDOW_SECONDS
+        self,
+        clock: Clock,
+        requests_per_minute: float | None,
+        *,
+        window: float = WINDOW_SECONDS,
+        margin: float = 0.0,
     ) -> None:
         super().__init__(clock, requests_per_minute, window=window)
+        # A server stamps a send when it arrives, a little after we do: a margin keeps a send that
+        # goes the instant a slot frees in our log from landing before it frees in the server's.
+        self.margin = margin
         self._sent: deque[float] = deque()
 
     def _pacing_wait(self, now: float) -> float:
@@ -154,7 +162,7 @@ class SlidingWindowLimiter(_LocalLimiter):
         if len(self._sent) < limit:
             return 0.0
         # At least one tick: in floating point, s + window - now can be <= 0 while now - s < window.
-        return max(MIN_WAIT, self._sent[len(self._sent) - limit] + self.window - now)
+        return max(MIN_WAIT, self._sent[len(self._sent) - limit] + self.window + self.margin - now)
 
     def _record(self, now: float) -> None:
         # Kept even while the quota is unknown, so a limit learned later starts from the true history.

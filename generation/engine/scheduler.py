@@ -63,6 +63,7 @@ MIN_QUOTA_WAIT = 0.25
 # Waiting for the limiter longer than this is announced through Hooks.pacing (the run is not stuck).
 PACING_NOTICE_SECONDS = 1.0
 MIN_LATENCY_SAMPLES = 3  # before this many, the profile's latency (if any) stands in
+WINDOW_EDGE = 0.8  # with a known rate, a 429 when the window held this share of it is the window's
 
 
 class Interrupted(Exception):
@@ -556,6 +557,10 @@ class Scheduler:
         """ "rate" (a rolling window is full: its rate is learned), "concurrency" (a cap: requests in
         flight must end first) or "unknown"."""
         known = self.limiter.requests_per_minute
+        if known is not None and self._windows.held(state.send_number) >= WINDOW_EDGE * known:
+            # The window was (nearly) full by our own log: its edge, not a cap (the server stamps sends
+            # a little later than we do, so its oldest expires later; or someone else uses the key).
+            return "rate"
         if error.retry_after is not None:
             rate = self._windows.infer(state.send_number, error.retry_after)
             if rate is not None:
