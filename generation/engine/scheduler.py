@@ -557,9 +557,10 @@ class Scheduler:
         """ "rate" (a rolling window is full: its rate is learned), "concurrency" (a cap: requests in
         flight must end first) or "unknown"."""
         known = self.limiter.requests_per_minute
-        if known is not None and self._windows.held(state.send_number) >= WINDOW_EDGE * known:
-            # The window was (nearly) full by our own log: its edge, not a cap (the server stamps sends
-            # a little later than we do, so its oldest expires later; or someone else uses the key).
+        full = known is not None and self._windows.held(state.send_number) >= WINDOW_EDGE * known
+        if full and state.level < self._min_refused_level:
+            # The window was (nearly) full by our own log, at a level no cap refused: its edge (the
+            # server stamps sends a little later than we do, or someone else uses the key).
             return "rate"
         if error.retry_after is not None:
             rate = self._windows.infer(state.send_number, error.retry_after)

@@ -50,8 +50,19 @@ async def test_a_finished_run_gives_its_share_back_at_once():
     provider = SimulatedProvider(latency=2.0, requests_per_minute=30, rejected_count=True)
     limiter = SlidingWindowLimiter(LoopClock(), 30)
     schedulers, batches, (_, long_hooks) = shared_runs(provider, limiter, [10, 80])
+
+    async def shares():
+        await asyncio.sleep(1.0)
+        during = (limiter.runs(), schedulers[1].concurrency.limit)
+        await asyncio.sleep(80.0)
+        return during, (limiter.runs(), schedulers[1].concurrency.limit)
+
+    watcher = asyncio.create_task(shares())
     short, long = await asyncio.gather(*(s.run(b) for s, b in zip(schedulers, batches, strict=True)))
 
+    (runs_during, level_during), (runs_after, level_after) = await watcher
+    assert (runs_during, runs_after) == (2, 1)
+    assert level_after > level_during  # sized to the whole quota once the short run left
     assert short.elapsed < 60.0
     # In the first minute the long run had the 20 slots the short run left; from then on all 30.
     sends = [at for *_, at in long_hooks.of("started")]
