@@ -41,7 +41,7 @@ from generation.engine.config import EngineConfig
 from generation.engine.hooks import Hooks, StorageFailure, StoreError
 from generation.engine.inference import WindowInference
 from generation.engine.jobs import Counters, Failure, Job, Progress, RunResult, StopReason
-from generation.engine.limiter import Limiter, make_limiter
+from generation.engine.limiter import WINDOW_SECONDS, Limiter, make_limiter
 from generation.engine.profile import CredentialProfile
 from generation.engine.waits import Waits
 from generation.providers.base import (
@@ -58,7 +58,8 @@ from generation.providers.base import (
 logger = logging.getLogger("generation.engine")
 
 _SENT_BEFORE, _NEVER_SENT = 0, 1  # admission priorities: lower goes first
-# A Retry-After of 0 (or a rounding crumb) must not turn a wave of 429s into a busy loop.
+# A Retry-After of 0 (or a rounding crumb) must not turn a wave of 429s into a busy loop (for a 60 s
+# window; a test's shorter window scales it).
 MIN_QUOTA_WAIT = 0.25
 # Waiting for the limiter longer than this is announced through Hooks.pacing (the run is not stuck).
 PACING_NOTICE_SECONDS = 1.0
@@ -585,12 +586,13 @@ class Scheduler:
     async def _pause(self, error: QuotaError, kind: str) -> None:
         now = self.clock.now()
         self._pause_set_at = now
+        shortest = MIN_QUOTA_WAIT * self.limiter.window / WINDOW_SECONDS
         if error.retry_after is not None:
-            seconds = max(MIN_QUOTA_WAIT, error.retry_after)
+            seconds = max(shortest, error.retry_after)
         elif kind == "concurrency":
             return  # the lowered limit holds dispatch until requests in flight end
         elif kind == "rate" and self.limiter.next_send_in() > 0:
-            seconds = max(MIN_QUOTA_WAIT, self.limiter.next_send_in())  # until the window frees a slot
+            seconds = max(shortest, self.limiter.next_send_in())  # until the window frees a slot
         else:
             self._quota_streak += 1
             nominal = self.config.quota_wait_default * 2 ** (self._quota_streak - 1)
