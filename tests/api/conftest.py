@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.test import Client
 from django.utils import timezone
@@ -14,6 +15,12 @@ from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from projects import services
 from projects.models import Membership, Project, Role
 from tests.conftest import png_bytes
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    # Rate-limit counters live in the cache, keyed by token id; ids repeat across tests' databases.
+    cache.clear()
 
 
 @dataclass
