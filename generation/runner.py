@@ -39,6 +39,7 @@ from generation.realtime import send_event
 from generation.selectors import run_payload
 from generation.services import LEASE_SECONDS, claimable_scenes, run_release_scenes, scene_version_add
 from projects.models import Character, Scene, character_reference_path, scene_image_path
+from webhooks.services import webhook_run_event, webhook_run_finished
 
 logger = logging.getLogger("generation.runner")
 
@@ -235,6 +236,7 @@ class RunRecorder(Hooks):
                 Scene.objects.filter(pk=key).update(
                     image=name, status=Scene.Status.READY, last_error="", claimed_by=None, updated=now
                 )
+                webhook_run_event(run=self.run, event="scene.ready", scene_id=key)
             else:
                 old = Character.objects.filter(pk=key).values_list("reference", flat=True).first()
                 Character.objects.filter(pk=key).update(reference=name, claimed_by=None, updated=now)
@@ -269,6 +271,7 @@ class RunRecorder(Hooks):
                     claimed_by=None,
                     updated=timezone.now(),
                 )
+                webhook_run_event(run=self.run, event="scene.failed", scene_id=job.key)
         return True
 
     async def quota_wait(self, seconds: float, until: float, wait_no: int, error: QuotaError) -> None:
@@ -571,6 +574,7 @@ class RunExecution:
             # The scenes still claimed are exactly the interrupted and never-attempted ones: a scene that
             # succeeded or failed gave its claim up in the hook that recorded it.
             run_release_scenes(run_id=run.pk)
+            webhook_run_finished(run=run, stop_reason=result.stop_reason)
         logger.info("Run %s %s: %s", run.pk, run.status, run.summary)
         return True
 

@@ -19,6 +19,7 @@ from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from generation.realtime import stop_worker, wake_worker
 from projects.images import thumbnail_path
 from projects.models import Character, Project, Scene
+from webhooks.services import webhook_run_event
 
 logger = logging.getLogger("generation.services")
 
@@ -125,6 +126,7 @@ def _create_run(*, project, user, kind, items, regenerate, overrides, provider) 
             )
             (run.scenes if kind == BatchRun.Kind.SCENES else run.characters).set(items)
             transaction.on_commit(lambda: async_to_sync(wake_worker)(run.pk))
+            transaction.on_commit(lambda: webhook_run_event(run=run, event="run.started"))
     except IntegrityError:
         # Lost the race to another start: the database allowed only one active run.
         current = active_run(project)

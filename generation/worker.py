@@ -25,6 +25,7 @@ from generation.limits import limiter_for
 from generation.models import BatchRun
 from generation.providers.factory import provider_for
 from generation.runner import RunExecution
+from webhooks.deliver import webhooks_deliver_forever
 
 logger = logging.getLogger("generation.worker")
 
@@ -146,8 +147,10 @@ class StudioWorker(Worker):
     async def handle(self) -> None:
         cleanup = asyncio.ensure_future(delete_orphan_media())
         scan = asyncio.ensure_future(supervisor.scan_forever())
+        deliveries = asyncio.ensure_future(webhooks_deliver_forever())
         try:
             await super().handle()
         finally:
             scan.cancel()
             cleanup.cancel()
+            deliveries.cancel()
