@@ -25,6 +25,7 @@ from generation.limits import limiter_for
 from generation.models import BatchRun
 from generation.providers.factory import provider_for
 from generation.runner import RunExecution
+from ops.services import worker_heartbeat
 from webhooks.deliver import webhooks_deliver_forever
 
 logger = logging.getLogger("generation.worker")
@@ -113,6 +114,7 @@ class Supervisor:
             try:
                 for run_id in await database_sync_to_async(services.runs_needing_a_worker)():
                     self.wake(run_id)
+                await worker_heartbeat(worker=self.worker_id, runs=len(self.executions))
             except Exception:
                 logger.exception("Scanning for runs failed; trying again")
             await asyncio.sleep(SCAN_SECONDS)
