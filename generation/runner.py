@@ -38,6 +38,7 @@ from generation.providers.base import ImageRequest, ImageResult, ProviderError, 
 from generation.realtime import send_event
 from generation.selectors import run_payload
 from generation.services import LEASE_SECONDS, claimable_scenes, run_release_scenes, scene_version_add
+from ops.logs import bind_log_context
 from projects.models import Character, Scene, character_reference_path, scene_image_path
 from webhooks.services import webhook_run_event, webhook_run_finished
 
@@ -128,6 +129,7 @@ class RunRecorder(Hooks):
         return {"id": key, "position": self.positions.get(key), "label": self.labels.get(key, str(key))}
 
     async def attempt_started(self, job: Job, attempt_no: int) -> None:
+        bind_log_context(**self._target(job.key))  # the job's own task: its later lines carry the id
         held = await database_sync_to_async(self._attempt_started_sync)(job, attempt_no)
         if held and attempt_no == 1:
             await self.publish(
@@ -400,6 +402,7 @@ class RunExecution:
         self._scheduling: asyncio.Future[RunResult] | None = None
 
     async def execute(self) -> BatchRun:
+        bind_log_context(run_id=self.run.pk, project_id=self.run.project_id)
         self._loop = asyncio.get_running_loop()
         jobs, skips = await database_sync_to_async(self._prepare)()
         await self.recorder.publish("run.started", **run_payload(self.run))

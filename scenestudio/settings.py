@@ -251,3 +251,12 @@ METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::
 WORKER_FRESH_SECONDS = env_float("WORKER_FRESH_SECONDS", 30.0)
 # "json": one JSON object a line on the console (with run, project and scene ids in generation lines).
 LOG_FORMAT = env("LOG_FORMAT", "plain")
+LOGGING["filters"] = {"run_context": {"()": "ops.logs.RunContext"}}
+LOGGING["handlers"]["console"]["filters"] = ["run_context"]
+LOGGING["loggers"]["webhooks"] = {"handlers": ["console"], "level": env("WEBHOOKS_LOG_LEVEL", "INFO")}
+if LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+    }
+    LOGGING["handlers"]["console"]["formatter"] = "json"
