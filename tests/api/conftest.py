@@ -15,6 +15,12 @@ from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from projects import services
 from projects.models import Membership, Project, Role
 from tests.conftest import png_bytes
+from webhooks.models import Delivery, Endpoint
+
+
+@pytest.fixture(autouse=True)
+def _loopback_webhooks(settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +39,8 @@ class Objects:
     run: int
     member: int
     version: int
+    endpoint: int
+    delivery: int
 
     def ids(self) -> dict[str, int]:
         return {
@@ -42,6 +50,8 @@ class Objects:
             "r": self.run,
             "m": self.member,
             "v": self.version,
+            "w": self.endpoint,
+            "d": self.delivery,
         }
 
 
@@ -64,7 +74,9 @@ def populate(project: Project, *, viewer) -> Objects:
     first.save()
     version = SceneVersion.objects.create(scene=first, number=1, image=first.image.name, attempt=attempt)
     member = Membership.objects.get(project=project, user=viewer)
-    return Objects(project, first.pk, hero.pk, run.pk, member.pk, version.pk)
+    endpoint = Endpoint.objects.create(project=project, url="http://127.0.0.1:9/hook")
+    delivery = Delivery.objects.create(endpoint=endpoint, event="run.started", body="{}", next_attempt=now)
+    return Objects(project, first.pk, hero.pk, run.pk, member.pk, version.pk, endpoint.pk, delivery.pk)
 
 
 @pytest.fixture

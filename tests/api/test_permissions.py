@@ -49,6 +49,11 @@ ENDPOINTS = [
     ("run_stop", "post", P + "/runs/{r}/stop", {}, "editor"),
     ("run_resume", "post", P + "/runs/{r}/resume", {}, "editor"),
     ("run_attempts", "get", P + "/runs/{r}/attempts", None, "viewer"),
+    ("webhook_list", "get", P + "/webhooks", None, "owner"),
+    ("webhook_create", "post", P + "/webhooks", {"url": "http://127.0.0.1:9/hook"}, "owner"),
+    ("webhook_delete", "delete", P + "/webhooks/{w}", None, "owner"),
+    ("webhook_deliveries", "get", P + "/webhooks/{w}/deliveries", None, "owner"),
+    ("webhook_redeliver", "post", P + "/webhooks/deliveries/{d}/redeliver", {}, "owner"),
 ]
 RANK = {"viewer": 1, "editor": 2, "owner": 3}
 
@@ -94,7 +99,9 @@ def test_each_endpoint_follows_the_role_rules(team, world, make_user, role, name
         assert 200 <= response.status_code < 300, response.content
 
 
-NAMES_AN_OBJECT = [e for e in ENDPOINTS if any(k in e[2] for k in ("{s}", "{c}", "{r}", "{m}", "{v}"))]
+NAMES_AN_OBJECT = [
+    e for e in ENDPOINTS if any(k in e[2] for k in ("{s}", "{c}", "{r}", "{m}", "{v}", "{w}", "{d}"))
+]
 
 
 @pytest.mark.parametrize(
