@@ -19,7 +19,7 @@ from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from generation.realtime import stop_worker, wake_worker
 from projects.images import thumbnail_path
 from projects.models import Character, Project, Scene
-from webhooks.services import webhook_run_event
+from webhooks.services import webhook_run_event, webhook_run_finished
 
 logger = logging.getLogger("generation.services")
 
@@ -154,6 +154,7 @@ def run_stop(*, run: BatchRun) -> BatchRun:
     if run.status == BatchRun.Status.STOPPED and not run.summary:
         run.summary = run.summary_message()
         run.save(update_fields=["summary"])
+        webhook_run_finished(run=run, stop_reason="stopped")
     return run
 
 
@@ -251,6 +252,7 @@ def run_fail(*, run_id: int, reason: str, worker: str | None = None) -> None:
         run.summary = run.summary_message()
         run.save()
         run_release_scenes(run_id=run_id)
+        webhook_run_finished(run=run, stop_reason="error")
 
 
 def _requeue_generating(*, run_id: int) -> int:

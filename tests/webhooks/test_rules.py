@@ -150,3 +150,31 @@ def test_the_admin_redelivers(team, delivered, admin_client):
     _, delivery = delivered
     admin_client.post("/admin/webhooks/delivery/", {"action": "redeliver", "_selected_action": [delivery.pk]})
     assert Delivery.objects.count() == 2
+
+
+def _hooked_run(team):
+    from generation import services as generation_services
+    from projects import services as project_services
+
+    endpoint_create(project=team.project, url="http://127.0.0.1:9/hook", events=["run.finished"])
+    project_services.scene_create(project=team.project, prompt="A river")
+    run, _ = generation_services.run_start(project=team.project, user=team.editor)
+    return run
+
+
+def test_stopping_a_queued_run_announces_that_it_finished(team, settings):
+    from generation.services import run_stop
+
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    run_stop(run=_hooked_run(team))
+    body = json.loads(Delivery.objects.get(event="run.finished").body)
+    assert body["data"]["run"]["status"] == "stopped"
+
+
+def test_a_run_its_worker_crashed_on_announces_that_it_finished(team, settings):
+    from generation.services import run_fail
+
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    run_fail(run_id=_hooked_run(team).pk, reason="The worker hit an internal error")
+    body = json.loads(Delivery.objects.get(event="run.finished").body)
+    assert body["data"]["run"]["status"] == "failed"
