@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ import httpx
 import pytest
 
 from tests.api.script import storyboard_script
+from webhooks import signing
 
 ROOT = Path(__file__).resolve().parents[2]
 START_SECONDS = 30.0
@@ -39,6 +43,10 @@ def _env(workdir: Path) -> dict[str, str]:
         MEDIA_ROOT=str(workdir / "media"),
         PROVIDER="sketch",
         DEBUG="1",
+        # The receiver below is on loopback; retry fast so the test sees the second attempt soon.
+        WEBHOOKS_ALLOW_PRIVATE="1",
+        WEBHOOKS_BACKOFF_SECONDS="0.2",
+        WEBHOOKS_POLL_SECONDS="0.1",
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -64,8 +72,10 @@ def _wait_for(url: str, process: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"runstudio did not answer within {START_SECONDS:g}s:\n{log.read_text()}")
 
 
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[tuple[str, str]]:
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """One server for the module: starting one (migrate, then Daphne) takes seconds."""
+    tmp_path = tmp_path_factory.mktemp("live-api")
     env = _env(tmp_path)
     _manage(env, "migrate", "--verbosity", "0")
     token = _manage(env, "shell", "-c", SETUP).strip().splitlines()[-1]
@@ -118,3 +128,55 @@ def test_the_script_runs_against_a_live_daphne(live):
         result = storyboard_script(HttpxApi(client))
         assert result["run"]["requested_by"] == "scripter"
         assert client.get("/readyz").json()["status"] == "ok"
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """Answers 500 to the first request of every delivery, 200 to the next."""
+
+    received: list[tuple[dict, bytes, int]] = []
+    seen: set[str] = set()
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        delivery = self.headers["X-SceneStudio-Delivery"]
+        status = 200 if delivery in self.seen else 500
+        self.seen.add(delivery)
+        self.received.append((dict(self.headers), body, status))
+        self.send_response(status)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, type[Receiver]]]:
+    Receiver.received, Receiver.seen = [], set()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", Receiver
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_live_worker_delivers_signed_run_finished_after_a_failing_first_delivery(live, receiver):
+    url, token = live
+    hook_url, handler = receiver
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+        project = client.post("/api/projects", json={"title": "Hooked"}).json()
+        base = f"/api/projects/{project['id']}"
+        hook = client.post(base + "/webhooks", json={"url": hook_url, "events": ["run.finished"]}).json()
+        client.post(base + "/scenes", json={"prompt": "A lighthouse in fog"})
+        run = client.post(base + "/runs", json={}).json()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(status == 200 for *_, status in handler.received):
+            time.sleep(0.1)  # the server's worker delivers; this only watches
+    answered = [status for *_, status in handler.received]
+    assert answered == [500, 200], answered
+    headers_seen, body, _ = handler.received[-1]
+    assert signing.verify(hook["secret"], headers_seen[signing.HEADER], body)
+    event = json.loads(body)
+    assert event["event"] == "run.finished" and event["data"]["run"]["id"] == run["id"]
+    assert event["data"]["run"]["status"] == "completed"
