@@ -12,3 +12,7 @@ class AccessTokenAdmin(admin.ModelAdmin):
     search_fields = ["name", "user__username"]
     # The digest is useless to a person and the raw token is never stored: nothing here is editable.
     readonly_fields = ["user", "name", "hint", "digest", "read_only", "projects", "created", "last_used"]
+
+    def has_add_permission(self, request) -> bool:
+        # A token made here could never be shown to its user: they create their own on the tokens page.
+        return False

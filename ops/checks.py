@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import Error, Info, Warning, register
 
 # What each provider cannot work without.
 REQUIRED = {
@@ -29,17 +29,19 @@ def provider_credentials(app_configs=None, **kwargs) -> list:
 
 @register()
 def channel_layer_in_memory(app_configs=None, **kwargs) -> list:
+    """In-memory layer with DEBUG off: fine for one `runstudio` process (the documented small deploy), a
+    mistake once the studio is spread over processes, which PostgreSQL suggests: a warning then."""
     backend = settings.CHANNEL_LAYERS.get("default", {}).get("BACKEND", "")
     if settings.DEBUG or not backend.endswith("InMemoryChannelLayer"):
         return []
-    return [
-        Warning(
-            "The in-memory channel layer is in use with DEBUG off: live events and wake-ups do not cross "
-            "processes, so only a single `runstudio` process works.",
-            hint="Set REDIS_URL for several Daphnes or workers.",
-            id="ops.W002",
-        )
-    ]
+    text = (
+        "The in-memory channel layer is in use with DEBUG off: live events and wake-ups do not cross "
+        "processes, so only a single `runstudio` process works."
+    )
+    hint = "Set REDIS_URL for several Daphnes or workers."
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        return [Info(text, hint=hint, id="ops.I002")]
+    return [Warning(text, hint=hint, id="ops.W002")]
 
 
 def _writable(path: Path) -> bool:

@@ -48,6 +48,8 @@ def project_update(request: HttpRequest, project_id: int, payload: ProjectPatch)
     changes = payload.dict(exclude_unset=True)
     if changes.get("provider") and changes["provider"] not in available():
         raise field_error("provider", f"Unknown provider; choose one of {', '.join(available())}.")
+    if "title" in changes and changes["title"] is None:
+        raise field_error("title", "A project needs a title.")
     for field, value in changes.items():
         setattr(project, field, value if value is not None else "")
     project.save()

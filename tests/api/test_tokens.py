@@ -130,3 +130,16 @@ def test_the_schema_and_docs_are_served_without_any_cdn(client):
     docs = client.get("/api/docs/").content.decode()
     assert "swagger-ui-bundle.js" in docs
     assert "cdn" not in docs.lower() and "https://" not in docs
+
+
+def test_a_patch_cannot_blank_the_title(team):
+    response = bearer(team.owner).patch(
+        f"/api/projects/{team.project.pk}", {"title": None}, content_type="application/json"
+    )
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "title"
+    team.project.refresh_from_db()
+    assert team.project.title == "The Tale"
+
+
+def test_the_admin_cannot_add_tokens(admin_client):
+    assert admin_client.get("/admin/api/accesstoken/add/").status_code == 403

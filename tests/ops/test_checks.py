@@ -20,12 +20,24 @@ def test_a_provider_without_its_credentials_is_an_error(settings):
     assert checks.provider_credentials() == []
 
 
-def test_the_in_memory_layer_without_debug_is_a_warning(settings):
+def test_the_in_memory_layer_without_debug_is_a_warning_on_postgresql(settings):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     settings.DEBUG = False
+    settings.DATABASES = {
+        "default": {**settings.DATABASES["default"], "ENGINE": "django.db.backends.postgresql"}
+    }
     assert ids(checks.channel_layer_in_memory()) == ["ops.W002"]
     settings.DEBUG = True
     assert checks.channel_layer_in_memory() == []
+
+
+def test_on_sqlite_it_is_only_a_note_since_one_process_is_the_small_deploy(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.DEBUG = False
+    settings.DATABASES = {
+        "default": {**settings.DATABASES["default"], "ENGINE": "django.db.backends.sqlite3"}
+    }
+    assert ids(checks.channel_layer_in_memory()) == ["ops.I002"]
 
 
 def test_a_media_root_that_is_a_file_is_an_error(settings, tmp_path):
