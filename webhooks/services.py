@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -28,8 +29,6 @@ def endpoint_create(*, project, url: str, events: Sequence[str] = (), user=None)
     webhook_url_check(url)
     unknown = set(events) - set(EVENTS)
     if unknown:
-        from django.core.exceptions import ValidationError
-
         raise ValidationError(f"Unknown events: {sorted(unknown)}.", code="events")
     return Endpoint.objects.create(project=project, url=url, events=list(events), created_by=user)
 
