@@ -27,6 +27,10 @@ def provider_credentials(app_configs=None, **kwargs) -> list:
     return [Error(f"PROVIDER={name} but {variable} is not set.", hint=f"Set {variable}.", id="ops.E001")]
 
 
+def _on_sqlite() -> bool:
+    return settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+
+
 @register()
 def channel_layer_in_memory(app_configs=None, **kwargs) -> list:
     """In-memory layer with DEBUG off: fine for one `runstudio` process (the documented small deploy), a
@@ -39,7 +43,7 @@ def channel_layer_in_memory(app_configs=None, **kwargs) -> list:
         "processes, so only a single `runstudio` process works."
     )
     hint = "Set REDIS_URL for several Daphnes or workers."
-    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    if _on_sqlite():
         return [Info(text, hint=hint, id="ops.I002")]
     return [Warning(text, hint=hint, id="ops.W002")]
 

@@ -20,23 +20,19 @@ def test_a_provider_without_its_credentials_is_an_error(settings):
     assert checks.provider_credentials() == []
 
 
-def test_the_in_memory_layer_without_debug_is_a_warning_on_postgresql(settings):
+def test_the_in_memory_layer_without_debug_is_a_warning_on_postgresql(settings, monkeypatch):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     settings.DEBUG = False
-    settings.DATABASES = {
-        "default": {**settings.DATABASES["default"], "ENGINE": "django.db.backends.postgresql"}
-    }
+    monkeypatch.setattr(checks, "_on_sqlite", lambda: False)
     assert ids(checks.channel_layer_in_memory()) == ["ops.W002"]
     settings.DEBUG = True
     assert checks.channel_layer_in_memory() == []
 
 
-def test_on_sqlite_it_is_only_a_note_since_one_process_is_the_small_deploy(settings):
+def test_on_sqlite_it_is_only_a_note_since_one_process_is_the_small_deploy(settings, monkeypatch):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     settings.DEBUG = False
-    settings.DATABASES = {
-        "default": {**settings.DATABASES["default"], "ENGINE": "django.db.backends.sqlite3"}
-    }
+    monkeypatch.setattr(checks, "_on_sqlite", lambda: True)
     assert ids(checks.channel_layer_in_memory()) == ["ops.I002"]
 
 
