@@ -126,7 +126,7 @@ def _create_run(*, project, user, kind, items, regenerate, overrides, provider) 
             )
             (run.scenes if kind == BatchRun.Kind.SCENES else run.characters).set(items)
             transaction.on_commit(lambda: async_to_sync(wake_worker)(run.pk))
-            transaction.on_commit(lambda: webhook_run_event(run=run, event="run.started"))
+            transaction.on_commit(lambda: webhook_run_event(run=run, event="run.started"), robust=True)
     except IntegrityError:
         # Lost the race to another start: the database allowed only one active run.
         current = active_run(project)

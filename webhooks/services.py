@@ -33,27 +33,39 @@ def endpoint_create(*, project, url: str, events: Sequence[str] = (), user=None)
     return Endpoint.objects.create(project=project, url=url, events=list(events), created_by=user)
 
 
-def webhook_event_enqueue(*, project_id: int, event: str, payload: dict) -> None:
-    """Queue `event` for every active endpoint of the project that wants it; call it inside the
-    transaction that writes the change, so the event exists exactly when the change does."""
-    endpoints = [e for e in Endpoint.objects.filter(project_id=project_id, active=True) if e.wants(event)]
-    if not endpoints:
-        return
+def _wanting(project_id: int, event: str) -> list[Endpoint]:
+    endpoints = Endpoint.objects.filter(project_id=project_id, active=True).only("pk", "events")
+    if transaction.get_connection().in_atomic_block:
+        # Locked (against deletion only) until the caller commits: an endpoint deleted in between would
+        # fail that commit on the deliveries' deferred foreign key, losing the change the event announces.
+        endpoints = endpoints.select_for_update(no_key=True)
+    return [e for e in endpoints if e.wants(event)]
+
+
+def _enqueue(endpoints: list[Endpoint], *, project_id: int, event: str, payload: dict) -> None:
     event_id = uuid.uuid4()
+    now = timezone.now()
     body = json.dumps(
         {
             "id": str(event_id),
             "event": event,
-            "created": timezone.now().isoformat(),
+            "created": now.isoformat(),
             "project": project_id,
             "data": payload,
         },
         separators=(",", ":"),
     )
-    now = timezone.now()
     Delivery.objects.bulk_create(
         Delivery(endpoint=e, event=event, event_id=event_id, body=body, next_attempt=now) for e in endpoints
     )
+
+
+def webhook_event_enqueue(*, project_id: int, event: str, payload: dict) -> None:
+    """Queue `event` for every active endpoint of the project that wants it; call it inside the
+    transaction that writes the change, so the event exists exactly when the change does."""
+    endpoints = _wanting(project_id, event)
+    if endpoints:
+        _enqueue(endpoints, project_id=project_id, event=event, payload=payload)
 
 
 def _run_data(run) -> dict[str, Any]:
@@ -68,16 +80,21 @@ def _run_data(run) -> dict[str, Any]:
 
 
 def webhook_run_event(*, run, event: str, scene_id: int | None = None) -> None:
-    """Queue a run's event: `run.*` with the run's counts, `scene.*` with the scene (scene runs only)."""
+    """Queue a run's event: `run.*` with the run's counts, `scene.*` with the scene (scene runs only).
+
+    Called for every scene a run generates: with no endpoint wanting the event it costs one query."""
+    if scene_id is not None and run.kind != "scenes":
+        return
+    endpoints = _wanting(run.project_id, event)
+    if not endpoints:
+        return
     data: dict[str, Any] = {"run": _run_data(run) if event.startswith("run.") else {"id": run.pk}}
     if scene_id is not None:
         from projects.models import Scene
 
-        if run.kind != "scenes":
-            return
         scene = Scene.objects.filter(pk=scene_id).values("id", "position", "title", "status", "last_error")
         data["scene"] = scene.first()
-    webhook_event_enqueue(project_id=run.project_id, event=event, payload=data)
+    _enqueue(endpoints, project_id=run.project_id, event=event, payload=data)
 
 
 def webhook_run_finished(*, run, stop_reason: str) -> None:
