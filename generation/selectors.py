@@ -9,6 +9,7 @@ from generation.runs.selectors import (
     missing_references,
     project_snapshot,
     run_payload,
+    runs_needing_a_worker,
     scene_state,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "missing_references",
     "project_snapshot",
     "run_payload",
+    "runs_needing_a_worker",
     "scene_state",
 ]
