@@ -33,6 +33,8 @@ from generation.providers.redact import redact
 from generation.runs.targets import Plan, Success, Target, item_payload, target_for
 from projects.models import SkipReason
 
+# What "Stopping: …" says after someone pressed Stop (the engine's own message is the run's reason).
+STOP_REQUESTED = "no new requests; images already being generated may still arrive"
 PROGRESS_WRITE_SECONDS = 1.0
 
 
@@ -251,6 +253,9 @@ class RunRecorder(Hooks):
         await database_sync_to_async(self._ours().filter(status__in=BatchRun.ACTIVE).update)(
             status=BatchRun.Status.STOPPING
         )
+        if reason == StopReason.STOPPED:
+            # Pages show "Stopping: <message>": say what stopping does, not "Stopped on request" again.
+            message = STOP_REQUESTED
         await self.publish("run.stopping", reason=reason.value, message=message)
 
     async def progress(self, snapshot: Progress) -> None:
