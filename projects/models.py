@@ -164,7 +164,8 @@ class SceneQuerySet(models.QuerySet):
 
     def with_image_prompt(self) -> SceneQuerySet:
         """Annotate `image_prompt`: the prompt the current image was generated from (None when no version
-        records it), so image_is_stale() needs no query per scene."""
+        records it), so image_is_stale() needs no query per scene. Order it yourself: with an aggregate
+        in the query Django leaves Meta.ordering out."""
         current = models.Q(versions__image=models.F("image"))
         return self.annotate(image_prompt=models.Max("versions__prompt", filter=current))
 

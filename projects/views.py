@@ -62,8 +62,11 @@ def project_create(request: HttpRequest) -> HttpResponse:
 def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     membership = membership_for(user=request.user, project_id=project_id)
     project = membership.project
-    scenes = project.scenes.with_image_prompt().prefetch_related(
-        Prefetch("characters", queryset=Character.objects.order_by("name"))
+    # Ordered explicitly: an aggregate annotation drops Meta.ordering from the query.
+    scenes = (
+        project.scenes.with_image_prompt()
+        .order_by("position")
+        .prefetch_related(Prefetch("characters", queryset=Character.objects.order_by("name")))
     )
     scenes = list(scenes)
     context = {

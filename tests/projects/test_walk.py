@@ -118,7 +118,9 @@ def test_an_import_error_is_shown_once(client, team):
 
 def test_the_login_error_is_shown_once(client, team):
     page = client.post(reverse("login"), {"username": "olivia", "password": "wrong"}).content.decode()
+    # One failed login, one message: not the form's error and a second one of the template's.
     assert page.count("Please enter a correct username and password") == 1
+    assert page.count('role="alert"') == 1 and "didn't match" not in page
 
 
 # --- 6. Words for counts ----------------------------------------------------------------------------
@@ -301,6 +303,11 @@ def test_the_grid_reorders_through_the_reorder_service(client, team, scenes):
     )
     assert response.json() == {"ok": True, "message": "Moved scene 1 to position 3."}
     assert list(team.project.scenes.order_by("position").values_list("pk", flat=True)) == order
+    page = client.get(team.project.get_absolute_url()).content.decode()
+    tiles = [
+        int(chunk.split('"')[0]) for chunk in page.split('<li class="tile status-pending" id="scene-')[1:]
+    ]
+    assert tiles == order, "the grid shows the new order"
 
 
 def test_a_reorder_that_misses_a_scene_changes_nothing(client, team, scenes):
