@@ -10,6 +10,7 @@ from generation.runs.selectors import (
     missing_references,
     project_snapshot,
     run_payload,
+    runs_needing_a_worker,
     scene_state,
 )
 
@@ -22,5 +23,6 @@ __all__ = [
     "project_snapshot",
     "provider_statuses",
     "run_payload",
+    "runs_needing_a_worker",
     "scene_state",
 ]
