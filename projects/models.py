@@ -249,5 +249,7 @@ class Scene(models.Model):
         return made_from is not None and made_from.strip() != prompt.strip()
 
     def failure_is_stale(self) -> bool:
-        """The scene's last attempt failed, but for a prompt that has been edited since."""
-        return self.status == self.Status.FAILED and self.error_prompt.strip() != self.prompt.strip()
+        """The scene's last attempt failed, but for a prompt that has been edited since. Unknown (no
+        error_prompt: a failure not recorded by mark_failed) is not stale; an empty prompt never fails."""
+        failed_for = self.error_prompt.strip()
+        return self.status == self.Status.FAILED and bool(failed_for) and failed_for != self.prompt.strip()
