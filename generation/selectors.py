@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from generation.runs.providers import ProviderStatus, provider_statuses
 from generation.runs.selectors import (
     active_run,
     current_versions,
@@ -14,11 +15,13 @@ from generation.runs.selectors import (
 )
 
 __all__ = [
+    "ProviderStatus",
     "active_run",
     "current_versions",
     "latest_run",
     "missing_references",
     "project_snapshot",
+    "provider_statuses",
     "run_payload",
     "runs_needing_a_worker",
     "scene_state",

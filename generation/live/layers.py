@@ -18,7 +18,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 logger = logging.getLogger("generation.live")
 
 RETRY_DELAYS = (0.0, 0.2, 0.5, 1.0)
-RETRIED = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+# RuntimeError too: on a connection that just broke, redis-py's "readuntil() called while another
+# coroutine is already waiting" (the layer's reader task and the subscribe both on it) is the same fault.
+RETRIED = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError, RuntimeError)
 
 
 class RetryingPubSubChannelLayer(RedisPubSubChannelLayer):

@@ -156,6 +156,9 @@ class RedisLimiter(FairShares):
             self._degraded = False
             self._next_send_at = self.clock.now() + wait
             if wait <= 0:
+                # Mirrored locally: if Redis goes away, this process's fallback pacing starts from its
+                # own last window, not from an empty log that would let it burst.
+                self._local._record(self.clock.now())
                 return
             await self.clock.sleep(wait)
 

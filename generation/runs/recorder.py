@@ -38,6 +38,8 @@ from projects.models import SkipReason
 
 logger = logging.getLogger("generation.recorder")
 
+# What "Stopping: …" says after someone pressed Stop (the engine's own message is the run's reason).
+STOP_REQUESTED = "no new requests; images already being generated may still arrive"
 PROGRESS_WRITE_SECONDS = 1.0
 # A dropped connection or a database restarting is a blip: the write is retried on a new connection this
 # long (about 4 s in all) before the item fails with the reason. Longer and the run's lease lapses.
@@ -281,6 +283,9 @@ class RunRecorder(Hooks):
         await database_sync_to_async(self._ours().filter(status__in=BatchRun.ACTIVE).update)(
             status=BatchRun.Status.STOPPING
         )
+        if reason == StopReason.STOPPED:
+            # Pages show "Stopping: <message>": say what stopping does, not "Stopped on request" again.
+            message = STOP_REQUESTED
         await self.publish("run.stopping", reason=reason.value, message=message)
 
     async def progress(self, snapshot: Progress) -> None:

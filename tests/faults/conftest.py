@@ -3,6 +3,28 @@ them (PostgreSQL, Redis, a tmpfs), which fail rather than skip under CI."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
+import pytest
+
 from tests.generation.conftest import start
+from tests.scale.servers import RedisServer, Unavailable
 
 __all__ = ["start"]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    try:
+        server = RedisServer.start()
+    except Unavailable as missing:
+        unavailable(str(missing))
+    yield server
+    server.stop()
+
+
+def unavailable(reason: str):
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"{reason}: CI must run the fault suite (.ci/run installs it)")
+    pytest.skip(reason)

@@ -20,7 +20,6 @@ from generation.providers.base import ImageRequest, ImageResult
 from generation.providers.simulated import SimulatedProvider
 from generation.runs import providers as factory
 from generation.runs import services
-from generation.runs import worker as worker_module
 from generation.runs.execution import RunExecution
 from generation.runs.worker import Supervisor
 from projects import services as project_services
