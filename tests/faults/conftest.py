@@ -9,9 +9,26 @@ from collections.abc import Iterator
 import pytest
 
 from tests.generation.conftest import start
+from tests.scale.conftest import (
+    database_url,
+    make_cluster,
+    postgres_server,
+    pytest_runtest_makereport,
+    sql,
+    template_database,
+)
 from tests.scale.servers import RedisServer, Unavailable
 
-__all__ = ["start"]
+# The scale suite's servers and cluster (one PostgreSQL per session, a fresh database per test).
+__all__ = [
+    "database_url",
+    "make_cluster",
+    "postgres_server",
+    "pytest_runtest_makereport",
+    "sql",
+    "start",
+    "template_database",
+]
 
 
 @pytest.fixture(scope="session")
