@@ -204,3 +204,34 @@ def test_a_cli_terminated_or_killed_is_resumed_by_the_next_generate(make_cluster
     row = run_row(sql, run_id)
     assert (row["status"], row["succeeded"]) == ("completed", 30)
     assert_nothing_lost(sql, cluster.media, project, run_id)
+
+
+def test_sigterm_to_runstudio_hands_its_embedded_workers_run_back(tmp_path: Path):
+    """One process, SQLite, the in-memory layer (`make run`): Twisted owns SIGTERM there."""
+    cluster = Cluster(
+        tmp_path, database_url=f"sqlite:///{tmp_path / 'studio.sqlite3'}", redis_url=None, env={}
+    )
+    try:
+        cluster.migrate()
+        cluster.start_fake_provider("--latency", "0.5")  # 60 scenes 3 at a time: about 10 s of work
+        port = processes.free_port()
+        studio = cluster._spawn("runstudio", ["manage.py", "runstudio", "--port", str(port)], port)
+        processes.wait_for_port(port, what="runstudio", timeout=60, process=studio.popen, log=studio.log)
+        project = seed(cluster, "--projects", "1", "--scenes", "60")["projects"][0]
+        seed(cluster, "--start", str(project), "--overrides", '{"max_concurrency": 3, "start_concurrency": 3}')
+        script = (
+            "from generation.models import BatchRun, SceneVersion as V; r = BatchRun.objects.get(); "
+            "print(r.status, r.owner or '-', V.objects.count(), "
+            "r.attempts.filter(status='running').count())"
+        )
+
+        def state() -> list[str]:
+            return processes.setup_script(script, env=cluster.env).split()
+
+        wait_for(lambda: int(state()[2]) >= 3, what="3 done", cluster=cluster)
+        studio.popen.send_signal(signal.SIGTERM)
+        studio.popen.wait(timeout=30)
+        status, owner, _, running = state()
+        assert (status, owner, running) == ("queued", "-", "0"), studio.tail()
+    finally:
+        cluster.stop()
