@@ -218,7 +218,9 @@ def test_sigterm_to_runstudio_hands_its_embedded_workers_run_back(tmp_path: Path
         studio = cluster._spawn("runstudio", ["manage.py", "runstudio", "--port", str(port)], port)
         processes.wait_for_port(port, what="runstudio", timeout=60, process=studio.popen, log=studio.log)
         project = seed(cluster, "--projects", "1", "--scenes", "60")["projects"][0]
-        seed(cluster, "--start", str(project), "--overrides", '{"max_concurrency": 3, "start_concurrency": 3}')
+        seed(
+            cluster, "--start", str(project), "--overrides", '{"max_concurrency": 3, "start_concurrency": 3}'
+        )
         script = (
             "from generation.models import BatchRun, SceneVersion as V; r = BatchRun.objects.get(); "
             "print(r.status, r.owner or '-', V.objects.count(), "
