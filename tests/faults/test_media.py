@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from collections.abc import Iterator
@@ -62,8 +63,19 @@ class RemountingReadOnly(SimulatedProvider):
     async def generate(self, request: ImageRequest) -> ImageResult:
         result = await super().generate(request)
         if self.requests == self.after:
-            mount("-o", "remount,ro", str(self.media))
+            await remount_read_only(self.media)
         return result
+
+
+async def remount_read_only(media: Path) -> None:
+    # The kernel refuses (EBUSY) while a file there is open for writing: an image being saved.
+    for _ in range(100):
+        args = ["mount", "-o", "remount,ro", str(media)]
+        done = await asyncio.to_thread(subprocess.run, args, capture_output=True, timeout=30)
+        if done.returncode == 0:
+            return
+        await asyncio.sleep(0.02)  # until that save has closed its file
+    raise AssertionError(f"could not remount {media} read-only: {done.stderr!r}")
 
 
 async def run_it(start, project, provider):
