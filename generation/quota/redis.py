@@ -156,9 +156,7 @@ class RedisLimiter(FairShares):
             self._degraded = False
             self._next_send_at = self.clock.now() + wait
             if wait <= 0:
-                # Mirrored locally: if Redis goes away, this process's fallback pacing starts from its
-                # own last window, not from an empty log that would let it burst.
-                self._local._record(self.clock.now())
+                self._mirror(self.clock.now())
                 return
             await self.clock.sleep(wait)
 
@@ -226,6 +224,12 @@ class RedisLimiter(FairShares):
             self._scripts = (redis, redis.register_script(_SEND), redis.register_script(_PAUSE))
             self._loop = loop
         return self._scripts
+
+    def _mirror(self, now: float) -> None:
+        """Log the send in the local fallback too: if Redis goes away, this process's pacing starts from
+        its own last window, not from an empty log that would let it burst. Trimmed as it goes."""
+        self._local._record(now)
+        self._local._pacing_wait(now)  # drops the sends that left the window
 
     def _note_failure(self, what: str) -> None:
         if not self._degraded:
