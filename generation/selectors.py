@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from generation.providers import available as provider_names
 from generation.runs.selectors import (
     active_run,
     current_versions,
@@ -18,6 +19,7 @@ __all__ = [
     "latest_run",
     "missing_references",
     "project_snapshot",
+    "provider_names",
     "run_payload",
     "scene_state",
 ]

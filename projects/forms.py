@@ -4,6 +4,7 @@ from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
+from generation.selectors import provider_names
 from projects.images import validate_reference_image
 from projects.models import Character, Project, Role, Scene
 
@@ -30,12 +31,10 @@ class ProjectSettingsForm(forms.ModelForm):
         help_texts = {"provider_model": "Blank: the provider's default model"}
 
     def __init__(self, *args, **kwargs) -> None:
-        from generation.providers import available
-
         super().__init__(*args, **kwargs)
         default = [("", f"Studio default ({settings.GENERATION_PROVIDER})")]
         # The test-only providers draw fake images: a production project picking one would look broken.
-        offered = [name for name in available() if settings.DEBUG or name not in TEST_ONLY_PROVIDERS]
+        offered = [name for name in provider_names() if settings.DEBUG or name not in TEST_ONLY_PROVIDERS]
         self.fields["provider"].choices = default + [(name, name) for name in offered]
 
 

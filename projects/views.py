@@ -23,13 +23,7 @@ from projects.forms import (
     SceneForm,
     StoryImportForm,
 )
-from projects.images import (
-    THUMB_FORMAT,
-    NotAnImage,
-    detect_image_format,
-    ensure_thumbnail,
-    harden_file_response,
-)
+from projects.images import send_image
 from projects.importers import StoryFormatError
 from projects.models import Character, Membership, Project, Role, Scene
 
@@ -289,24 +283,6 @@ def member_update(request: HttpRequest, project_id: int, member_id: int) -> Http
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     return redirect("member_list", project.pk)
-
-
-def send_image(path: Path, *, thumb: bool) -> HttpResponse | FileResponse:
-    """A stored image, typed by its content; 415 for a stored file that is not one of the four formats
-    (one stored before uploads were typed by content) or whose pixels do not decode for a thumbnail."""
-    if not path.exists():
-        raise Http404("Image file missing")
-    try:
-        fmt = detect_image_format(path)
-        if thumb:
-            path, fmt = ensure_thumbnail(path), THUMB_FORMAT
-    except NotAnImage as exc:
-        refused = HttpResponse(exc.message, status=415, content_type="text/plain; charset=utf-8")
-        return harden_file_response(refused)
-    # The download name too comes from the content: "Save image as" must not write a .html file.
-    response = FileResponse(path.open("rb"), content_type=fmt.mime, filename=path.stem + fmt.suffix)
-    response["Cache-Control"] = "private, max-age=300"
-    return harden_file_response(response)
 
 
 @login_required
