@@ -155,6 +155,10 @@ class SceneQuerySet(models.QuerySet):
     def mark_skipped(self, *, fence: Exists | None = None) -> int:
         return self._mark(fence, status=Scene.Status.SKIPPED)
 
+    def mark_unskipped(self) -> int:
+        """Skipped scenes (an empty prompt) are pending again: their prompt changed, the next run tries."""
+        return self.filter(status=Scene.Status.SKIPPED)._mark(None, status=Scene.Status.PENDING)
+
 
 class Scene(models.Model):
     class Status(models.TextChoices):

@@ -91,16 +91,16 @@ def scene_update(
     prompt_changed = prompt != scene.prompt
     scene.prompt = prompt
     scene.title = title
-    if prompt_changed and scene.status == Scene.Status.SKIPPED:
-        scene.status = Scene.Status.PENDING
-    # Only these fields: a full save would write back a position read before a concurrent move, and an
-    # update that finds no row (deleted meanwhile) must not insert the scene again.
+    # Only these fields: a full save would write back a position read before a concurrent move, or a
+    # status read before a run changed it; an update that finds no row (deleted meanwhile) must not
+    # insert the scene again.
     with transaction.atomic():  # the update locks the row: the scene cannot vanish before its links go in
-        updated = Scene.objects.filter(pk=scene.pk).update(
-            prompt=scene.prompt, title=scene.title, status=scene.status, updated=timezone.now()
-        )
-        if not updated:
+        one = Scene.objects.filter(pk=scene.pk)
+        if not one.update(prompt=scene.prompt, title=scene.title, updated=timezone.now()):
             raise ValidationError(SCENE_GONE)
+        if prompt_changed:
+            one.mark_unskipped()
+        scene.refresh_from_db(fields=["status"])
         if characters is not None:
             scene.characters.set(characters)
     return scene
