@@ -194,7 +194,7 @@ class RunExecution:
             quota_errors=run.quota_errors,
             quota_wait_seconds=run.quota_wait_seconds,
         )
-        self.recorder.begin(plan, self.carried)
+        self.recorder.begin(plan, self.carried, counts=self.scheduler.snapshot)
         run.skipped = len(plan.skips)
         run.status = BatchRun.Status.RUNNING
         run.started = run.started or timezone.now()

@@ -33,8 +33,6 @@ from generation.providers.redact import redact
 from generation.runs.targets import Plan, Success, Target, item_payload, target_for
 from projects.models import SkipReason
 
-PROGRESS_WRITE_SECONDS = 1.0
-
 
 @dataclass
 class Carried:
@@ -72,11 +70,14 @@ class RunRecorder(Hooks):
         self.carried = Carried()
         self.seq = 0
         self.attempt_ids: dict[int, int] = {}
-        self._last_progress_write = -1e9
+        self.counts: Callable[[], Progress] | None = None
+        self._written: dict[str, Any] | None = None
+        self._status_written: dict[str, Any] | None = None
 
-    def begin(self, plan: Plan, carried: Carried) -> None:
-        """The run's items (for naming them in events) and what it had done before a takeover."""
-        self.plan, self.carried = plan, carried
+    def begin(self, plan: Plan, carried: Carried, *, counts: Callable[[], Progress] | None = None) -> None:
+        """The run's items (for naming them in events), what it had done before a takeover, and where
+        the live counts come from (the scheduler's snapshot), written with every item's outcome."""
+        self.plan, self.carried, self.counts = plan, carried, counts
 
     async def publish(self, event_type: str, **payload: Any) -> None:
         self.seq += 1
@@ -105,15 +106,18 @@ class RunRecorder(Hooks):
         return False
 
     async def attempt_started(self, job: Job, attempt_no: int) -> None:
-        held = await database_sync_to_async(self._attempt_started_sync)(job, attempt_no)
+        counts = self._counts()
+        held = await database_sync_to_async(self._attempt_started_sync)(job, attempt_no, counts)
         if held and attempt_no == 1:
             await self.publish(self.target.event("started"), item=item_payload(self.plan, job.key))
 
-    def _attempt_started_sync(self, job: Job, attempt_no: int) -> bool:
+    def _attempt_started_sync(self, job: Job, attempt_no: int, counts: dict[str, Any] | None) -> bool:
         with transaction.atomic():
             if self.target.gone(job.key):
                 return False
-            return self._attempt_row(job, attempt_no)
+            held = self._attempt_row(job, attempt_no)
+            self._write_counts(counts)  # the request counts from the moment its row exists
+            return held
 
     def _attempt_row(self, job: Job, attempt_no: int) -> bool:
         previous = self.attempt_ids.get(job.key) or self._last_failed_attempt(job.key)
@@ -170,7 +174,7 @@ class RunRecorder(Hooks):
         name = await asyncio.to_thread(default_storage.save, name, ContentFile(result.image))
         success = Success(job, name, result, attempts, self.attempt_ids.get(job.key))
         try:
-            recorded = await database_sync_to_async(self._succeeded_sync)(success)
+            recorded = await database_sync_to_async(self._succeeded_sync)(success, self._counts())
         except Exception:
             await asyncio.to_thread(default_storage.delete, name)
             raise
@@ -184,16 +188,17 @@ class RunRecorder(Hooks):
             thumbnail=self.target.image_url(job.key, self.seq),
         )
 
-    def _succeeded_sync(self, success: Success) -> bool:
+    def _succeeded_sync(self, success: Success, counts: dict[str, Any] | None) -> bool:
         with transaction.atomic():
             if not self.still_held() or self.target.gone(success.job.key):
                 return False
             self.target.record_success(success)
+            self._write_counts(counts)  # with the item's row: a reload never shows fewer than the events
         return True
 
     async def job_failed(self, job: Job, error: ProviderError, attempts: int) -> None:
         reason = error.message if isinstance(error, ProviderError) else redact(str(error))
-        if not await database_sync_to_async(self._failed_sync)(job.key, reason):
+        if not await database_sync_to_async(self._failed_sync)(job.key, reason, self._counts()):
             return
         await self.publish(
             self.target.event("failed"),
@@ -203,12 +208,26 @@ class RunRecorder(Hooks):
             attempts=attempts,
         )
 
-    def _failed_sync(self, key: int, reason: str) -> bool:
+    def _failed_sync(self, key: int, reason: str, counts: dict[str, Any] | None) -> bool:
         with transaction.atomic():
             if not self.still_held() or self.target.gone(key):
                 return False
             self.target.record_failure(key, reason)
+            self._write_counts(counts)
         return True
+
+    def _counts(self) -> dict[str, Any] | None:
+        """The run's counts now, as BatchRun fields; taken in the loop, written in the ORM's thread (whose
+        calls run one at a time in the order they were made, so the row never goes back)."""
+        if self.counts is None:
+            return None
+        return run_counts(self.counts(), carried=self.carried)
+
+    def _write_counts(self, counts: dict[str, Any] | None) -> None:
+        if counts is None or counts == self._written:
+            return
+        self._ours().update(**counts, heartbeat=timezone.now())
+        self._written = counts
 
     async def quota_wait(self, seconds: float, until: float, wait_no: int, error: QuotaError) -> None:
         resume_at = timezone.now() + timedelta(seconds=seconds)
@@ -243,9 +262,12 @@ class RunRecorder(Hooks):
         # Still waiting without a new end time: the stored one stands; running again: it is cleared.
         if status != BatchRun.Status.WAITING_QUOTA or quota_resume_at is not None:
             fields["quota_resume_at"] = quota_resume_at
+        if fields == self._status_written:  # the progress hook asks after every outcome
+            return
         self._ours().filter(status__in=BatchRun.ACTIVE).exclude(status=BatchRun.Status.STOPPING).update(
             **fields
         )
+        self._status_written = fields
 
     async def run_stopping(self, reason: StopReason, message: str) -> None:
         await database_sync_to_async(self._ours().filter(status__in=BatchRun.ACTIVE).update)(
@@ -254,41 +276,38 @@ class RunRecorder(Hooks):
         await self.publish("run.stopping", reason=reason.value, message=message)
 
     async def progress(self, snapshot: Progress) -> None:
-        now = self.clock.now()
-        if now - self._last_progress_write >= PROGRESS_WRITE_SECONDS or snapshot.remaining == 0:
-            self._last_progress_write = now
-            await database_sync_to_async(self.write_progress)(snapshot)
+        await database_sync_to_async(self.write_progress)(snapshot)
         payload = progress_payload(snapshot, skipped=self.run.skipped, carried=self.carried)
         await self.publish("run.progress", **payload)
 
     def write_progress(self, snapshot: Progress) -> None:
-        """Store the counts and the status (waiting for quota or running) a snapshot shows; renews the
-        heartbeat. The progress hook calls it at most every PROGRESS_WRITE_SECONDS."""
+        """Store the counts and the status (waiting for quota or running) a snapshot shows, before the
+        event that shows them leaves; an unchanged count is not written again."""
         status = BatchRun.Status.WAITING_QUOTA if snapshot.paused_until else BatchRun.Status.RUNNING
         self._set_status(status)
-        carried = self.carried
-        self._ours().update(
-            succeeded=carried.succeeded + snapshot.succeeded,
-            failed=snapshot.failed,
-            requests=carried.requests + snapshot.requests,
-            retries=carried.retries + snapshot.retries,
-            quota_errors=carried.quota_errors + snapshot.quota_errors,
-            heartbeat=timezone.now(),
-        )
+        self._write_counts(run_counts(snapshot, carried=self.carried))
+
+
+def run_counts(snapshot: Progress, *, carried: Carried | None = None) -> dict[str, Any]:
+    """The counts a run's row stores, the same ones its progress events carry."""
+    carried = carried or Carried()
+    return {
+        "succeeded": carried.succeeded + snapshot.succeeded,
+        "failed": snapshot.failed,
+        "requests": carried.requests + snapshot.requests,
+        "retries": carried.retries + snapshot.retries,
+        "quota_errors": carried.quota_errors + snapshot.quota_errors,
+    }
 
 
 def progress_payload(snapshot: Progress, *, skipped: int, carried: Carried | None = None) -> dict[str, Any]:
     carried = carried or Carried()
     return {
         "total": snapshot.total + skipped + carried.succeeded,
-        "succeeded": carried.succeeded + snapshot.succeeded,
-        "failed": snapshot.failed,
+        **run_counts(snapshot, carried=carried),
         "skipped": skipped,
         "in_flight": snapshot.in_flight,
         "concurrency": snapshot.concurrency,
-        "requests": carried.requests + snapshot.requests,
-        "retries": carried.retries + snapshot.retries,
-        "quota_errors": carried.quota_errors + snapshot.quota_errors,
         "eta_seconds": None if snapshot.eta_seconds is None else round(snapshot.eta_seconds, 1),
     }
 
