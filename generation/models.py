@@ -47,11 +47,21 @@ class BatchRun(models.Model):
     requests = models.PositiveIntegerField(default=0)
     retries = models.PositiveIntegerField(default=0)
     quota_errors = models.PositiveIntegerField(default=0)
+    # The vocabulary of docs/events.md: quota waits (count and seconds, the current wait's elapsed part
+    # included) and pacing seconds (the run holding itself to the quota, no error).
     quota_wait_seconds = models.FloatField(default=0)
+    quota_waits = models.PositiveIntegerField(default=0)
+    pacing_seconds = models.FloatField(default=0)
     reason = models.TextField(blank=True)
     summary = models.CharField(max_length=200, blank=True)
     # While the run waits for quota: when dispatch resumes, so a page loaded mid-wait can count down.
     quota_resume_at = models.DateTimeField(null=True, blank=True)
+    # While the run paces itself: when the next request may go, and the pace (for the same banner).
+    pacing_until = models.DateTimeField(null=True, blank=True)
+    requests_per_minute = models.FloatField(null=True, blank=True)
+    # When the counts were taken (the wait seconds grow from there) and when the run should end.
+    counts_at = models.DateTimeField(null=True, blank=True)
+    eta_at = models.DateTimeField(null=True, blank=True)
     stop_requested = models.BooleanField(default=False)
     # Which worker holds the run and when it last said so: a stale heartbeat lets another worker take over.
     owner = models.CharField(max_length=100, blank=True)

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from generation.services import project_changed_notify
 from projects.importers import ParsedScene, parse_story
 from projects.mentions import MentionFinder, find_mentions
 from projects.models import Character, Membership, Project, Role, Scene
@@ -82,6 +83,7 @@ def scene_create(*, project: Project, prompt: str, title: str = "", position: in
         scene_link_characters(scene=scene)
         if position is not None and position != scene.position:
             scene_move(scene=scene, to_position=position)
+        project_changed_notify(project_id=project.pk)
     return scene
 
 
@@ -103,6 +105,7 @@ def scene_update(
         scene.refresh_from_db(fields=["status"])
         if characters is not None:
             scene.characters.set(characters)
+        project_changed_notify(project_id=scene.project_id)
     return scene
 
 
@@ -113,6 +116,7 @@ def scene_delete(*, scene: Scene) -> None:
             raise ValidationError(SCENE_GONE)
         scene.delete()
         _renumber(scene.project)
+        project_changed_notify(project_id=scene.project_id)
 
 
 def scene_move(*, scene: Scene, to_position: int) -> Scene:
@@ -149,6 +153,7 @@ def _reorder(*, project: Project, ordered_ids: Sequence[int]) -> None:
     Scene.objects.filter(project=project).update(position=F("position") + _PARK_OFFSET)
     for index, pk in enumerate(ordered_ids, start=1):
         Scene.objects.filter(pk=pk).update(position=index)
+    project_changed_notify(project_id=project.pk)
 
 
 def story_import(
@@ -173,6 +178,7 @@ def story_import(
         created = Character.objects.bulk_create(Character(project=project, name=name) for name in new_names)
         known.update((c.name.casefold(), c) for c in created)
         _link_imported(scenes=scenes, parsed=parsed, by_name=known)
+        project_changed_notify(project_id=project.pk)
     return scenes
 
 
@@ -254,7 +260,10 @@ def project_link_characters(*, project: Project) -> int:
         for scene in project.scenes.only("pk", "prompt")
         for character in finder.find(scene.prompt)
     } - existing
-    return _add_links(new)
+    added = _add_links(new)
+    if added:
+        project_changed_notify(project_id=project.pk)
+    return added
 
 
 def character_save(
@@ -279,4 +288,11 @@ def character_save(
     character.save()
     if reference is not None and old_reference:
         character.reference.storage.delete(old_reference)
+    # Tiles show the characters' names; a new reference changes what the next run sends.
+    project_changed_notify(project_id=project.pk)
     return character
+
+
+def character_delete(*, character: Character) -> None:
+    character.delete()
+    project_changed_notify(project_id=character.project_id)

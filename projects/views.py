@@ -233,7 +233,7 @@ def character_edit(request: HttpRequest, project_id: int, character_id: int | No
 def character_delete(request: HttpRequest, project_id: int, character_id: int) -> HttpResponse:
     project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
     character = get_object_or_404(Character, pk=character_id, project=project)
-    character.delete()
+    services.character_delete(character=character)
     messages.success(request, f"Deleted {character.name}.")
     return redirect("character_list", project.pk)
 

@@ -193,6 +193,7 @@ class RunExecution:
             retries=run.retries,
             quota_errors=run.quota_errors,
             quota_wait_seconds=run.quota_wait_seconds,
+            pacing_seconds=run.pacing_seconds,
         )
         self.recorder.begin(plan, self.carried, counts=self.scheduler.snapshot)
         run.skipped = len(plan.skips)
@@ -217,8 +218,11 @@ class RunExecution:
         run.retries = carried.retries + result.retries
         run.quota_errors = carried.quota_errors + result.quota_errors
         run.quota_wait_seconds = carried.quota_wait_seconds + result.quota_wait_seconds
+        run.pacing_seconds = carried.pacing_seconds + getattr(result, "pacing_seconds", 0.0)
+        run.quota_waits = self.recorder.quota_waits
+        run.eta_at = run.pacing_until = run.quota_resume_at = None
         run.reason = "" if result.stop_reason == StopReason.COMPLETED else result.stop_message
-        run.finished = timezone.now()
+        run.finished = run.counts_at = timezone.now()
         run.summary = run.summary_message()
         with transaction.atomic():
             if not self.recorder.still_held():

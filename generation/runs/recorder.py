@@ -43,6 +43,7 @@ class Carried:
     retries: int = 0
     quota_errors: int = 0
     quota_wait_seconds: float = 0.0
+    pacing_seconds: float = 0.0
 
 
 class RunRecorder(Hooks):
@@ -72,6 +73,8 @@ class RunRecorder(Hooks):
         self.attempt_ids: dict[int, int] = {}
         self.counts: Callable[[], Progress] | None = None
         self._written: dict[str, Any] | None = None
+        self.quota_waits = run.quota_waits  # quota pauses so far (a takeover's included)
+        self.stopping = False
         self._status_written: dict[str, Any] | None = None
 
     def begin(self, plan: Plan, carried: Carried, *, counts: Callable[[], Progress] | None = None) -> None:
@@ -221,41 +224,45 @@ class RunRecorder(Hooks):
         calls run one at a time in the order they were made, so the row never goes back)."""
         if self.counts is None:
             return None
-        return run_counts(self.counts(), carried=self.carried)
+        return run_counts(self.counts(), carried=self.carried, at=timezone.now())
 
     def _write_counts(self, counts: dict[str, Any] | None) -> None:
-        if counts is None or counts == self._written:
+        # When they were taken and the ETA change every time; the counts themselves mostly do not.
+        unchanged = counts is not None and self._written is not None and _same_counts(counts, self._written)
+        if counts is None or unchanged:
             return
         self._ours().update(**counts, heartbeat=timezone.now())
         self._written = counts
 
     async def quota_wait(self, seconds: float, until: float, wait_no: int, error: QuotaError) -> None:
         resume_at = timezone.now() + timedelta(seconds=seconds)
-        await database_sync_to_async(self._set_status)(
-            BatchRun.Status.WAITING_QUOTA, quota_resume_at=resume_at
-        )
+        self.quota_waits += 1
+        await database_sync_to_async(self._quota_wait_sync)(resume_at)
         await self.publish(
             "run.quota_wait",
             seconds=round(seconds, 1),
             until=resume_at.isoformat(),
-            attempt=wait_no,
-            max_attempts=self.max_quota_waits(),
+            quota_waits=self.quota_waits,
+            budget_seconds=self.config.quota_wait_max_total,
             reason=error.message,
         )
 
+    def _quota_wait_sync(self, resume_at: datetime) -> None:
+        self._set_status(BatchRun.Status.WAITING_QUOTA, quota_resume_at=resume_at)
+        self._ours().update(quota_waits=self.quota_waits)
+
     async def pacing(self, seconds: float | None, requests_per_minute: float | None) -> None:
         # No error happened: the run holds itself to the quota. Said aloud, or a paced run looks stuck.
-        payload: dict[str, Any] = {
-            "requests_per_minute": round(requests_per_minute) if requests_per_minute else None
-        }
+        rate = round(requests_per_minute) if requests_per_minute else None
+        payload: dict[str, Any] = {"requests_per_minute": rate}
         if seconds is not None:
             resume_at = timezone.now() + timedelta(seconds=seconds)
             payload.update(seconds=round(seconds, 1), until=resume_at.isoformat())
+            # Stored too, so a page loaded during the wait shows the same banner.
+            await database_sync_to_async(self._ours().update)(
+                pacing_until=resume_at, requests_per_minute=rate
+            )
         await self.publish("run.pacing", **payload)
-
-    def max_quota_waits(self) -> int:
-        # No fixed count caps quota waits, the total wait budget does: this is how many default waits fit.
-        return max(1, round(self.config.quota_wait_max_total / self.config.quota_wait_default))
 
     def _set_status(self, status: str, *, quota_resume_at: datetime | None = None) -> None:
         fields: dict[str, Any] = {"status": status}
@@ -270,45 +277,69 @@ class RunRecorder(Hooks):
         self._status_written = fields
 
     async def run_stopping(self, reason: StopReason, message: str) -> None:
+        self.stopping = True
         await database_sync_to_async(self._ours().filter(status__in=BatchRun.ACTIVE).update)(
             status=BatchRun.Status.STOPPING
         )
         await self.publish("run.stopping", reason=reason.value, message=message)
 
     async def progress(self, snapshot: Progress) -> None:
-        await database_sync_to_async(self.write_progress)(snapshot)
-        payload = progress_payload(snapshot, skipped=self.run.skipped, carried=self.carried)
-        await self.publish("run.progress", **payload)
+        counts = await database_sync_to_async(self.write_progress)(snapshot)
+        payload = progress_payload(snapshot, skipped=self.run.skipped, counts=counts, carried=self.carried)
+        status = BatchRun.Status.STOPPING if self.stopping else _status_of(snapshot)
+        await self.publish("run.progress", **payload, quota_waits=self.quota_waits, status=status)
 
-    def write_progress(self, snapshot: Progress) -> None:
+    def write_progress(self, snapshot: Progress) -> dict[str, Any]:
         """Store the counts and the status (waiting for quota or running) a snapshot shows, before the
-        event that shows them leaves; an unchanged count is not written again."""
-        status = BatchRun.Status.WAITING_QUOTA if snapshot.paused_until else BatchRun.Status.RUNNING
-        self._set_status(status)
-        self._write_counts(run_counts(snapshot, carried=self.carried))
+        event that shows them leaves (an unchanged count is not written again); returns the counts."""
+        self._set_status(_status_of(snapshot))
+        counts = run_counts(snapshot, carried=self.carried, at=timezone.now())
+        self._write_counts(counts)
+        return counts
 
 
-def run_counts(snapshot: Progress, *, carried: Carried | None = None) -> dict[str, Any]:
-    """The counts a run's row stores, the same ones its progress events carry."""
+def _status_of(snapshot: Progress) -> str:
+    return BatchRun.Status.WAITING_QUOTA if snapshot.paused_until else BatchRun.Status.RUNNING
+
+
+def run_counts(snapshot: Progress, *, carried: Carried | None = None, at: datetime) -> dict[str, Any]:
+    """The counts a run's row stores, the same ones its progress events carry. The wait seconds include
+    the current wait's elapsed part up to `at` (`counts_at`); pages count on from there."""
     carried = carried or Carried()
+    eta = snapshot.eta_seconds
     return {
         "succeeded": carried.succeeded + snapshot.succeeded,
         "failed": snapshot.failed,
         "requests": carried.requests + snapshot.requests,
         "retries": carried.retries + snapshot.retries,
         "quota_errors": carried.quota_errors + snapshot.quota_errors,
+        "quota_wait_seconds": carried.quota_wait_seconds + getattr(snapshot, "quota_wait_seconds", 0.0),
+        "pacing_seconds": carried.pacing_seconds + getattr(snapshot, "pacing_seconds", 0.0),
+        "counts_at": at,
+        "eta_at": None if eta is None else at + timedelta(seconds=eta),
     }
 
 
-def progress_payload(snapshot: Progress, *, skipped: int, carried: Carried | None = None) -> dict[str, Any]:
+def _same_counts(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    moments = {"counts_at", "eta_at", "quota_wait_seconds", "pacing_seconds"}
+    return all(a[k] == b[k] for k in a if k not in moments)
+
+
+def progress_payload(
+    snapshot: Progress, *, skipped: int, counts: dict[str, Any], carried: Carried | None = None
+) -> dict[str, Any]:
+    """A run.progress event: the stored counts (times as ISO strings) and what only the live run knows."""
     carried = carried or Carried()
+    eta = snapshot.eta_seconds
     return {
         "total": snapshot.total + skipped + carried.succeeded,
-        **run_counts(snapshot, carried=carried),
+        **{k: v.isoformat() if isinstance(v, datetime) else v for k, v in counts.items()},
+        "quota_wait_seconds": round(counts["quota_wait_seconds"], 1),
+        "pacing_seconds": round(counts["pacing_seconds"], 1),
         "skipped": skipped,
         "in_flight": snapshot.in_flight,
         "concurrency": snapshot.concurrency,
-        "eta_seconds": None if snapshot.eta_seconds is None else round(snapshot.eta_seconds, 1),
+        "eta_seconds": None if eta is None else round(eta, 1),
     }
 
 
