@@ -90,6 +90,7 @@ class RunExecution:
         self.config = EngineConfig.from_mapping(run.config)
         self.target = target_for(run)
         self.carried = Carried()
+        self.jobs: list = []
         self.recorder = RunRecorder(
             run,
             worker=worker,
@@ -114,6 +115,7 @@ class RunExecution:
     async def execute(self) -> BatchRun:
         self._loop = asyncio.get_running_loop()
         plan = await database_sync_to_async(self._prepare)()
+        self.jobs = plan.jobs
         await self.recorder.publish("run.started", **run_payload(self.run))
         for key, reason in plan.skips:
             logger.info("Skipping %s: %s", plan.labels[key], reason.label)
@@ -209,7 +211,7 @@ class RunExecution:
             StopReason.COMPLETED: BatchRun.Status.COMPLETED,
             StopReason.STOPPED: BatchRun.Status.STOPPED,
         }.get(result.stop_reason, BatchRun.Status.FAILED)
-        keys = {*result.succeeded, *result.failed, *result.interrupted, *result.not_attempted}
+        keys = {job.key for job in self.jobs}  # every item the run had, whatever became of it
         removed = self.target.removed(keys)
         run.removed = len(removed)
         run.succeeded = carried.succeeded + len(set(result.succeeded) - removed)
@@ -218,7 +220,7 @@ class RunExecution:
         run.retries = carried.retries + result.retries
         run.quota_errors = carried.quota_errors + result.quota_errors
         run.quota_wait_seconds = carried.quota_wait_seconds + result.quota_wait_seconds
-        run.pacing_seconds = carried.pacing_seconds + getattr(result, "pacing_seconds", 0.0)
+        run.pacing_seconds = carried.pacing_seconds + result.pacing_seconds
         run.quota_waits = self.recorder.quota_waits
         run.eta_at = run.pacing_until = run.quota_resume_at = None
         run.reason = "" if result.stop_reason == StopReason.COMPLETED else result.stop_message

@@ -75,6 +75,7 @@ class RunRecorder(Hooks):
         self._written: dict[str, Any] | None = None
         self.quota_waits = run.quota_waits  # quota pauses so far (a takeover's included)
         self.stopping = False
+        self.stored = 0  # successes this recorder wrote
         self._status_written: dict[str, Any] | None = None
 
     def begin(self, plan: Plan, carried: Carried, *, counts: Callable[[], Progress] | None = None) -> None:
@@ -176,9 +177,12 @@ class RunRecorder(Hooks):
         name = self.target.image_name(job.key, result)
         name = await asyncio.to_thread(default_storage.save, name, ContentFile(result.image))
         success = Success(job, name, result, attempts, self.attempt_ids.get(job.key))
+        # Counted here, before the write: the scheduler counts a success only once this hook returns.
+        self.stored += 1
         try:
             recorded = await database_sync_to_async(self._succeeded_sync)(success, self._counts())
         except Exception:
+            self.stored -= 1
             await asyncio.to_thread(default_storage.delete, name)
             raise
         if not recorded:  # another worker holds the run now and generates this item itself
@@ -224,7 +228,7 @@ class RunRecorder(Hooks):
         calls run one at a time in the order they were made, so the row never goes back)."""
         if self.counts is None:
             return None
-        return run_counts(self.counts(), carried=self.carried, at=timezone.now())
+        return run_counts(self.counts(), carried=self.carried, at=timezone.now(), stored=self.stored)
 
     def _write_counts(self, counts: dict[str, Any] | None) -> None:
         # When they were taken and the ETA change every time; the counts themselves mostly do not.
@@ -293,7 +297,7 @@ class RunRecorder(Hooks):
         """Store the counts and the status (waiting for quota or running) a snapshot shows, before the
         event that shows them leaves (an unchanged count is not written again); returns the counts."""
         self._set_status(_status_of(snapshot))
-        counts = run_counts(snapshot, carried=self.carried, at=timezone.now())
+        counts = run_counts(snapshot, carried=self.carried, at=timezone.now(), stored=self.stored)
         self._write_counts(counts)
         return counts
 
@@ -302,19 +306,22 @@ def _status_of(snapshot: Progress) -> str:
     return BatchRun.Status.WAITING_QUOTA if snapshot.paused_until else BatchRun.Status.RUNNING
 
 
-def run_counts(snapshot: Progress, *, carried: Carried | None = None, at: datetime) -> dict[str, Any]:
+def run_counts(
+    snapshot: Progress, *, carried: Carried | None = None, at: datetime, stored: int | None = None
+) -> dict[str, Any]:
     """The counts a run's row stores, the same ones its progress events carry. The wait seconds include
-    the current wait's elapsed part up to `at` (`counts_at`); pages count on from there."""
+    the current wait's elapsed part up to `at` (`counts_at`); pages count on from there. `stored` is the
+    recorder's own count of successes, which runs ahead of the scheduler's while images are stored."""
     carried = carried or Carried()
     eta = snapshot.eta_seconds
     return {
-        "succeeded": carried.succeeded + snapshot.succeeded,
+        "succeeded": carried.succeeded + (snapshot.succeeded if stored is None else stored),
         "failed": snapshot.failed,
         "requests": carried.requests + snapshot.requests,
         "retries": carried.retries + snapshot.retries,
         "quota_errors": carried.quota_errors + snapshot.quota_errors,
-        "quota_wait_seconds": carried.quota_wait_seconds + getattr(snapshot, "quota_wait_seconds", 0.0),
-        "pacing_seconds": carried.pacing_seconds + getattr(snapshot, "pacing_seconds", 0.0),
+        "quota_wait_seconds": carried.quota_wait_seconds + snapshot.quota_wait_seconds,
+        "pacing_seconds": carried.pacing_seconds + snapshot.pacing_seconds,
         "counts_at": at,
         "eta_at": None if eta is None else at + timedelta(seconds=eta),
     }
