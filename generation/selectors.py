@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from generation.live.events import layer_spans_processes
 from generation.providers import available as provider_names
 from generation.runs.selectors import (
     active_run,
@@ -9,6 +10,7 @@ from generation.runs.selectors import (
     latest_run,
     missing_references,
     project_snapshot,
+    project_totals,
     run_payload,
     scene_state,
 )
@@ -17,8 +19,10 @@ __all__ = [
     "active_run",
     "current_versions",
     "latest_run",
+    "layer_spans_processes",
     "missing_references",
     "project_snapshot",
+    "project_totals",
     "provider_names",
     "run_payload",
     "scene_state",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from django.contrib import messages
@@ -8,9 +9,10 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Prefetch
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from generation.selectors import latest_run, project_snapshot
+from generation.selectors import latest_run, layer_spans_processes, project_snapshot, project_totals
 from generation.services import missing_references
 from projects import services
 from projects.access import membership_for
@@ -54,22 +56,54 @@ def project_create(request: HttpRequest) -> HttpResponse:
 def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     membership = membership_for(user=request.user, project_id=project_id)
     project = membership.project
-    scenes = project.scenes.prefetch_related(
-        Prefetch("characters", queryset=Character.objects.order_by("name"))
-    )
-    scenes = list(scenes)
+    grid = _grid(membership)
+    scenes = grid["scenes"]
     context = {
-        "project": project,
+        **grid,
         "membership": membership,
-        "scenes": scenes,
-        "can_edit": membership.allows(Role.EDITOR),
         "characters": project.characters.all(),
         "run": latest_run(project.pk),
         "missing": missing_references(scenes=scenes),
         "failed_count": sum(s.status == Scene.Status.FAILED for s in scenes),
         "snapshot": project_snapshot(project_id=project.pk),
+        "live_config": {
+            "ws": f"/ws/projects/{project.pk}/",
+            "status": reverse("project_status", args=[project.pk]),
+            "tiles": reverse("scene_tiles", args=[project.pk]),
+            "can_edit": grid["can_edit"],
+            # Events from another process (manage.py generate) cannot reach this one's sockets: poll.
+            "poll_seconds": None if layer_spans_processes() else POLL_SECONDS,
+        },
     }
     return render(request, "projects/project_detail.html", context)
+
+
+POLL_SECONDS = 1.5
+
+
+def _grid(membership: Membership, *, ids: list[int] | None = None) -> dict:
+    """What the tiles template needs: the page and scene_tiles draw tiles from the same context."""
+    project = membership.project
+    scenes = project.scenes.prefetch_related(
+        Prefetch("characters", queryset=Character.objects.order_by("name"))
+    )
+    if ids is not None:
+        scenes = scenes.filter(pk__in=ids)
+    return {"project": project, "scenes": list(scenes), "can_edit": membership.allows(Role.EDITOR)}
+
+
+@login_required
+def scene_tiles(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The grid's tiles as HTML, all of them or `?ids=3,5`: the one place tiles are drawn, for the page
+    and for storyboard.js after an event (it never draws a tile itself)."""
+    membership = membership_for(user=request.user, project_id=project_id)
+    raw = request.GET.get("ids")
+    ids = [int(part) for part in raw.split(",") if part.isascii() and part.isdigit()][:1000] if raw else None
+    context = {**_grid(membership, ids=ids), "partial": ids is not None}
+    response = render(request, "projects/_scene_tiles.html", context)
+    response["X-Project-Totals"] = json.dumps(project_totals(project_id=project_id))
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required

@@ -295,11 +295,12 @@ class RunRecorder(Hooks):
 
     def write_progress(self, snapshot: Progress) -> dict[str, Any]:
         """Store the counts and the status (waiting for quota or running) a snapshot shows, before the
-        event that shows them leaves (an unchanged count is not written again); returns the counts."""
+        event that shows them leaves (an unchanged count is not written again); returns the stored ones."""
         self._set_status(_status_of(snapshot))
         counts = run_counts(snapshot, carried=self.carried, at=timezone.now(), stored=self.stored)
         self._write_counts(counts)
-        return counts
+        # What the row holds, unchanged counts not rewritten: the event shows exactly what a reload would.
+        return self._written or counts
 
 
 def _status_of(snapshot: Progress) -> str:

@@ -136,6 +136,8 @@ def scene_state(scene: Scene) -> dict[str, Any]:
     return {
         "id": scene.pk,
         "position": scene.position,
+        # The tile's data-version: a page whose tile differs fetches it again.
+        "version": f"{int(scene.updated.timestamp())}.{scene.updated.microsecond:06d}",
         "status": scene.status,
         "thumbnail": thumbnail,
         "reason": reason,
