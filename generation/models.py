@@ -98,9 +98,13 @@ class BatchRun(models.Model):
         word = "scene" if self.kind == self.Kind.SCENES else "character reference"
         return word if count == 1 else word + "s"
 
-    def summary_message(self) -> str:
-        """The one-line outcome shown in the snackbar, in the product owner's three shapes."""
+    def summary_message(self, *, totals: dict[str, int] | None = None) -> str:
+        """The one-line outcome shown in the snackbar, in the product owner's three shapes. A resume (a run
+        after earlier ones, given the project's `totals` from generation.selectors.project_totals) says
+        instead what it generated and what the project has now."""
         attempted = self.total - self.skipped - self.removed
+        if totals and self.succeeded and totals["images"] > self.succeeded and not self.regenerate:
+            return self._resume_summary(attempted, totals)
         if self.total and self.skipped == self.total:
             return f"Nothing to generate: all {self.total} {self.noun(self.total)} were skipped"
         if self.total and self.succeeded == self.total:
@@ -117,6 +121,21 @@ class BatchRun(models.Model):
             extras.append(f"{not_done} not attempted")
         tail = f" ({', '.join(extras)})" if extras else ""
         return f"Generated {self.succeeded} of {self.total} {self.noun(self.total)}{tail}"
+
+    def _resume_summary(self, attempted: int, totals: dict[str, int]) -> str:
+        # Every scene it tried ended (generated or failed): it generated "the" missing ones it could.
+        missing = f"missing {self.noun(attempted)}"
+        if self.succeeded + self.failed == attempted:
+            done = f"the {self.succeeded} missing {self.noun(self.succeeded)}"
+        else:
+            done = f"{self.succeeded} of the {attempted} {missing}"
+        images, scenes = totals["images"], totals["scenes"]
+        if images == scenes:
+            now = f"all {scenes} now have images"
+        else:
+            now = f"{images} of {scenes} now {'has an image' if images == 1 else 'have images'}"
+        failed = f", {totals['failed']} failed" if totals["failed"] else ""
+        return f"Generated {done}; {now}{failed}"
 
     def duration_seconds(self) -> float | None:
         if not self.started:

@@ -225,7 +225,7 @@ class RunExecution:
         run.eta_at = run.pacing_until = run.quota_resume_at = None
         run.reason = "" if result.stop_reason == StopReason.COMPLETED else result.stop_message
         run.finished = run.counts_at = timezone.now()
-        run.summary = run.summary_message()
+        run.summary = run.summary_message(totals=self.target.totals())
         with transaction.atomic():
             if not self.recorder.still_held():
                 return False

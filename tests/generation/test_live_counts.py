@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from channels.db import database_sync_to_async
 
+from generation.models import BatchRun
 from generation.runs.execution import run_execute
 from generation.selectors import project_snapshot
 from tests.generation.conftest import simulated
@@ -47,3 +48,48 @@ async def test_every_event_is_matched_by_the_snapshot_a_reload_would_get(story, 
     *_, (kind, live, stored) = seen
     assert kind == "run.progress" and live == stored
     assert live["failed"] == 1 and live["retries"] + live["quota_errors"] > 0
+
+
+@pytest.mark.parametrize(
+    ("run_counts", "totals", "message"),
+    [
+        # A resume: 16 scenes had images before this run.
+        (
+            (24, 7, 1, 16),
+            {"scenes": 24, "images": 23, "failed": 1},
+            "Generated the 7 missing scenes; 23 of 24 now have images, 1 failed",
+        ),
+        (
+            (24, 5, 0, 16),
+            {"scenes": 24, "images": 21, "failed": 0},
+            "Generated 5 of the 8 missing scenes; 21 of 24 now have images",
+        ),
+        (
+            (3, 1, 0, 2),
+            {"scenes": 3, "images": 3, "failed": 0},
+            "Generated the 1 missing scene; all 3 now have images",
+        ),
+        # A first full run keeps the product owner's shapes.
+        (
+            (20, 18, 1, 1),
+            {"scenes": 20, "images": 18, "failed": 1},
+            "Generated 18 of 20 scenes (1 failed, 1 skipped)",
+        ),
+        ((20, 20, 0, 0), {"scenes": 20, "images": 20, "failed": 0}, "Successfully generated all 20 scenes!"),
+    ],
+)
+def test_a_resume_is_summed_up_for_the_project_and_a_first_run_as_before(run_counts, totals, message):
+    total, succeeded, failed, skipped = run_counts
+    run = BatchRun(total=total, succeeded=succeeded, failed=failed, skipped=skipped)
+    assert run.summary_message(totals=totals) == message
+
+
+async def test_a_resumed_run_ends_with_the_projects_totals(story, start):
+    project, scenes, _ = story
+    first = await database_sync_to_async(start)(scene_ids=[scenes[0].pk])
+    await run_execute(run_id=first.pk, worker="w1", provider=simulated())
+    resumed = await database_sync_to_async(start)()
+    resumed = await run_execute(run_id=resumed.pk, worker="w1", provider=simulated())
+    assert resumed.summary == "Generated the 3 missing scenes; 5 of 6 now have images"
+    snapshot = await database_sync_to_async(project_snapshot)(project_id=project.pk)
+    assert snapshot["totals"] == {"scenes": 6, "images": 5, "failed": 0, "pending": 0, "empty": 1}
