@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 from channels.db import database_sync_to_async
 
+from generation.engine.clock import LoopClock
+from generation.engine.config import EngineConfig
 from generation.models import BatchRun
+from generation.providers.base import QuotaError
 from generation.runs.execution import run_execute
+from generation.runs.recorder import RunRecorder
 from generation.selectors import project_snapshot
 from tests.generation.conftest import simulated
 
@@ -93,3 +97,46 @@ async def test_a_resumed_run_ends_with_the_projects_totals(story, start):
     assert resumed.summary == "Generated the 3 missing scenes; 5 of 6 now have images"
     snapshot = await database_sync_to_async(project_snapshot)(project_id=project.pk)
     assert snapshot["totals"] == {"scenes": 6, "images": 5, "failed": 0, "pending": 0, "empty": 1}
+
+
+async def test_a_page_loaded_mid_wait_gets_the_wait_the_live_event_announced(story):
+    project, *_ = story
+    run = await database_sync_to_async(BatchRun.objects.create)(
+        project=project, provider="sketch", status="running", owner="w", config={"quota_wait_max_total": 600}
+    )
+    events: list[dict] = []
+    config = EngineConfig.from_mapping(run.config)
+    recorder = RunRecorder(run, worker="w", config=config, clock=LoopClock(), listener=events.append)
+
+    async def stored_wait():
+        return (await database_sync_to_async(project_snapshot)(project_id=project.pk))["run"]["wait"]
+
+    await recorder.pacing(3.0, 20.0)
+    pacing = events[-1]
+    assert await stored_wait() == {"kind": "pacing", "until": pacing["until"], "requests_per_minute": 20}
+    await recorder.quota_wait(59.0, 0.0, 1, QuotaError("slow down", retry_after=59))
+    quota = events[-1]
+    assert "max_attempts" not in quota  # no "retry 1 of 40": quota waits are bounded by time, not a count
+    assert (quota["quota_waits"], quota["budget_seconds"]) == (1, 600)
+    assert await stored_wait() == {
+        "kind": "quota",
+        "until": quota["until"],
+        "quota_waits": 1,
+        "budget_seconds": 600,
+    }
+
+
+async def test_the_seconds_of_a_quota_wait_are_counted_while_it_lasts(story, start):
+    project, *_ = story
+    run = await database_sync_to_async(start)(overrides={"start_concurrency": 3})
+    during: list[dict] = []
+
+    def listener(event: dict) -> None:
+        if event["type"] == "run.progress" and event["status"] == "waiting_quota":
+            during.append(event)
+
+    provider = simulated(latency=0.05, max_concurrent=1, concurrency_retry_after=0.3)
+    run = await run_execute(run_id=run.pk, worker="w1", provider=provider, listener=listener)
+    assert during and run.quota_waits >= 1 and run.quota_wait_seconds >= 0.3
+    stored = await database_sync_to_async(project_snapshot)(project_id=project.pk)
+    assert stored["run"]["quota_waits"] == run.quota_waits and stored["run"]["counts_at"]
