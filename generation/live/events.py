@@ -118,14 +118,30 @@ class RunStopping(RunEvent):
     message: str
 
 
+class StoredCounts(TypedDict):
+    """The counts of Counts the run's row stores, as the item's own write left them."""
+
+    succeeded: int
+    failed: int
+    requests: int
+    retries: int
+    quota_errors: int
+    quota_wait_seconds: float
+    pacing_seconds: float
+    counts_at: str
+    eta_at: str | None
+
+
 class ItemStarted(RunEvent):
     item: Item
+    counts: StoredCounts | None
 
 
 class ItemSucceeded(RunEvent):
     item: Item
     attempts: int
     thumbnail: str
+    counts: StoredCounts | None
 
 
 class ItemFailed(RunEvent):
@@ -133,6 +149,7 @@ class ItemFailed(RunEvent):
     reason: str
     kind: str  # ProviderError.kind
     attempts: int
+    counts: StoredCounts | None
 
 
 class ItemSkipped(RunEvent):

@@ -113,7 +113,8 @@ class RunRecorder(Hooks):
         counts = self._counts()
         held = await database_sync_to_async(self._attempt_started_sync)(job, attempt_no, counts)
         if held and attempt_no == 1:
-            await self.publish(self.target.event("started"), item=item_payload(self.plan, job.key))
+            item = item_payload(self.plan, job.key)
+            await self.publish(self.target.event("started"), item=item, counts=self.stored_counts())
 
     def _attempt_started_sync(self, job: Job, attempt_no: int, counts: dict[str, Any] | None) -> bool:
         with transaction.atomic():
@@ -193,6 +194,7 @@ class RunRecorder(Hooks):
             item=item_payload(self.plan, job.key),
             attempts=attempts,
             thumbnail=self.target.image_url(job.key, self.seq),
+            counts=self.stored_counts(),
         )
 
     def _succeeded_sync(self, success: Success, counts: dict[str, Any] | None) -> bool:
@@ -213,6 +215,7 @@ class RunRecorder(Hooks):
             reason=reason,
             kind=error.kind,
             attempts=attempts,
+            counts=self.stored_counts(),
         )
 
     def _failed_sync(self, key: int, reason: str, counts: dict[str, Any] | None) -> bool:
@@ -229,6 +232,13 @@ class RunRecorder(Hooks):
         if self.counts is None:
             return None
         return run_counts(self.counts(), carried=self.carried, at=timezone.now(), stored=self.stored)
+
+    def stored_counts(self) -> dict[str, Any] | None:
+        """The counts as last written (times as ISO strings): item events carry them, so a page shows
+        what the row says as soon as the item's outcome arrives, not only at the next run.progress."""
+        if self._written is None:
+            return None
+        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in self._written.items()}
 
     def _write_counts(self, counts: dict[str, Any] | None) -> None:
         # When they were taken and the ETA change every time; the counts themselves mostly do not.

@@ -51,7 +51,7 @@
   }
 
   // ---- tiles: fetched from the server, never drawn here -----------------------------------------
-  const tiles = { dirty: new Set(), all: false, busy: false };
+  const tiles = { dirty: new Set(), all: false, busy: false, settled: [] };
 
   function tile(id) {
     return grid.querySelector(`.tile[data-scene="${id}"]`);
@@ -67,9 +67,19 @@
     flushTiles();
   }
 
+  // Runs `then` once every tile asked for so far is drawn: the end of a run shows after its last tiles.
+  function whenTilesDrawn(then) {
+    tiles.settled.push(then);
+    flushTiles();
+  }
+
   // One request at a time; what changes meanwhile is gathered into the next one.
   async function flushTiles() {
-    if (tiles.busy || (!tiles.all && !tiles.dirty.size)) return;
+    if (tiles.busy) return;
+    if (!tiles.all && !tiles.dirty.size) {
+      tiles.settled.splice(0).forEach((then) => then());
+      return;
+    }
     tiles.busy = true;
     const all = tiles.all;
     const ids = [...tiles.dirty];
@@ -80,7 +90,7 @@
       const response = await fetch(url, { credentials: "same-origin" });
       if (response.ok) {
         const html = await response.text();
-        if (all) grid.innerHTML = html;
+        if (all) applyGrid(html);
         else replaceTiles(html, ids);
         const totals = response.headers.get("X-Project-Totals");
         if (totals) $("project-totals").textContent = totalsText(JSON.parse(totals));
@@ -94,26 +104,43 @@
     flushTiles();
   }
 
-  function replaceTiles(html, ids) {
+  function parse(html) {
     const box = document.createElement("template");
     box.innerHTML = html;
+    return box.content;
+  }
+
+  function replaceTiles(html, ids) {
     const found = new Set();
-    box.content.querySelectorAll(".tile").forEach((fresh) => {
+    parse(html).querySelectorAll(".tile").forEach((fresh) => {
       const old = tile(fresh.dataset.scene);
       found.add(fresh.dataset.scene);
-      if (old) swapKeepingFocus(old, fresh);
+      if (old) morph(old, fresh);
       else tiles.all = true; // a scene this page has not seen: the whole grid, in order
     });
     if (ids.some((id) => !found.has(id))) tiles.all = true; // deleted meanwhile
   }
 
-  function swapKeepingFocus(old, fresh) {
+  // The same scenes in the same order: tile by tile, in place; else the grid as the server drew it.
+  function applyGrid(html) {
+    const fresh = parse(html);
+    const next = [...fresh.querySelectorAll(".tile")];
+    const shown = [...grid.querySelectorAll(".tile")];
+    const same = next.length > 0 && next.length === shown.length &&
+      next.every((t, i) => t.dataset.scene === shown[i].dataset.scene);
+    if (same) next.forEach((t, i) => morph(shown[i], t));
+    else grid.replaceChildren(fresh);
+  }
+
+  // The tile element stays (observers, focus): its attributes and content become the server's.
+  function morph(old, fresh) {
     const focusable = "a, button, input, select, textarea";
-    const inside = [...old.querySelectorAll(focusable)];
-    const index = inside.indexOf(document.activeElement);
-    old.replaceWith(fresh);
+    const index = [...old.querySelectorAll(focusable)].indexOf(document.activeElement);
+    [...old.attributes].forEach((a) => { if (!fresh.hasAttribute(a.name)) old.removeAttribute(a.name); });
+    [...fresh.attributes].forEach((a) => { if (old.getAttribute(a.name) !== a.value) old.setAttribute(a.name, a.value); });
+    old.replaceChildren(...fresh.childNodes);
     if (index >= 0) {
-      const again = fresh.querySelectorAll(focusable)[index];
+      const again = old.querySelectorAll(focusable)[index];
       if (again) again.focus();
     }
   }
@@ -136,7 +163,13 @@
     if (stale.length) refreshTiles(stale.map((scene) => scene.id));
   }
 
+  // Item events carry the run's counts as their write stored them.
+  function takeCounts(ev) {
+    if (ev.counts && state.run && state.run.id === ev.run) mergeRun(ev, ev.counts);
+  }
+
   function sceneEvent(ev) {
+    takeCounts(ev);
     const id = ev.item.id;
     if (!tile(id)) {
       refreshGrid(); // never dropped: a scene added since the page loaded
@@ -198,7 +231,7 @@
     const eta = run.active && run.eta_at ? ` · ETA ${fmtSeconds(secondsUntil(run.eta_at))}` : "";
     const label = run.kind === "characters" ? "references" : "scenes";
     $("progress-text").textContent =
-      `This run: ${done} / ${run.total} ${label} done · ${run.succeeded} succeeded · ${run.failed} failed · ` +
+      `${done} / ${run.total} ${label} done · ${run.succeeded} succeeded · ${run.failed} failed · ` +
       `${run.skipped} skipped${eta}`;
     const when = run.started || run.created;
     const at = when ? new Date(when).toLocaleTimeString() : "";
@@ -263,7 +296,13 @@
     snapshot(ev) {
       reconcile(ev.scenes);
       $("project-totals").textContent = totalsText(ev.totals);
-      setRun(ev.run);
+      // A run this page watched ended unseen (its events came from another process): say how it went.
+      const was = state.run;
+      const ended = was && was.active && ev.run && ev.run.id === was.id && !ev.run.active;
+      whenTilesDrawn(() => {
+        if (ended && ev.run.summary) snackbar(ev.run.summary, ev.run.failed ? "warn" : "ok");
+        setRun(ev.run);
+      });
       state.runId = ev.run ? ev.run.id : null;
       state.lastSeq = null; // the next event of the run sets the baseline
     },
@@ -291,15 +330,20 @@
       snackbar(`Stopping: ${ev.message}`);
     },
     "run.finished"(ev) {
-      setRun(Object.assign({}, ev, { active: false }));
-      snackbar(ev.summary, ev.failed ? "warn" : "ok");
+      whenTilesDrawn(() => {
+        setRun(Object.assign({}, ev, { active: false }));
+        snackbar(ev.summary, ev.failed ? "warn" : "ok");
+      });
     },
     "scene.started": sceneEvent,
     "scene.succeeded": sceneEvent,
     "scene.failed": sceneEvent,
     "scene.skipped": sceneEvent,
     "scenes.changed": () => refreshGrid(),
-    "character.succeeded"() {
+    "character.started": takeCounts,
+    "character.failed": takeCounts,
+    "character.succeeded"(ev) {
+      takeCounts(ev);
       if ($("missing-refs")) $("missing-refs").hidden = true;
     },
     refused(ev) {
