@@ -6,6 +6,7 @@ from generation.admin_actions import retry_scenes
 from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from projects.admin import MemberScopedAdmin, ReadOnlyInline, SceneAdmin
 from projects.models import Scene
+from projects.wording import count_noun
 
 
 class ReadOnlyAdmin(MemberScopedAdmin):
@@ -119,6 +120,8 @@ class GeneratingSceneAdmin(SceneAdmin):
     def retry_selected(self, request, queryset) -> None:
         queued, refusals = retry_scenes(user=request.user, scenes=queryset.select_related("project"))
         if queued:
-            self.message_user(request, f"Queued {queued} scene(s) for generation.", messages.SUCCESS)
+            self.message_user(
+                request, f"Queued {count_noun(queued, 'scene')} for generation.", messages.SUCCESS
+            )
         for reason in refusals:
             self.message_user(request, f"Not queued: {reason}", messages.WARNING)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from generation.live.events import layer_spans_processes
 from generation.providers import available as provider_names
+from generation.runs.providers import ProviderStatus, provider_statuses
 from generation.runs.selectors import (
     active_run,
     current_versions,
@@ -12,10 +13,12 @@ from generation.runs.selectors import (
     project_snapshot,
     project_totals,
     run_payload,
+    runs_needing_a_worker,
     scene_state,
 )
 
 __all__ = [
+    "ProviderStatus",
     "active_run",
     "current_versions",
     "latest_run",
@@ -24,6 +27,8 @@ __all__ = [
     "project_snapshot",
     "project_totals",
     "provider_names",
+    "provider_statuses",
     "run_payload",
+    "runs_needing_a_worker",
     "scene_state",
 ]

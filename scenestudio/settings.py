@@ -80,6 +80,11 @@ INSTALLED_APPS = [
     "projects",
     "generation",
     "channels",
+    # Automation and operations (issue 16): the JSON API, webhooks, health checks and metrics.
+    "ninja",
+    "api",
+    "webhooks",
+    "ops",
 ]
 
 MIDDLEWARE = [
@@ -225,8 +230,14 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # The console handler sits on the root logger, not on "generation": Daphne's CLI (runstudio) calls
+    # logging.basicConfig(), which adds a second root handler unless the root has one already, and then
+    # every generation line was printed twice (once by each handler).
+    "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "generation": {"handlers": ["console"], "level": env("GENERATION_LOG_LEVEL", "INFO")},
+        "generation": {"level": env("GENERATION_LOG_LEVEL", "INFO")},
+        # Django's records reach the console through the root too, instead of its own debug-only handler.
+        "django": {"handlers": [], "level": "INFO"},
     },
 }
 
@@ -276,7 +287,9 @@ GENERATION_RATE_WINDOW_SECONDS = env_float("GEN_RATE_WINDOW_SECONDS", 60.0)
 GENERATION_ENGINE = {
     "start_concurrency": env_int("GEN_START_CONCURRENCY", 5),
     "min_concurrency": env_int("GEN_MIN_CONCURRENCY", 1),
-    "max_concurrency": env_int("GEN_MAX_CONCURRENCY", 16),
+    # A safety ceiling: the working point comes from the quota and the observed latency (r x L).
+    "max_concurrency": env_int("GEN_MAX_CONCURRENCY", 128),
+    "small_batch": env_int("GEN_SMALL_BATCH", 20),
     "requests_per_minute": env_float("GEN_REQUESTS_PER_MINUTE", 0) or None,
     "limiter": env("GEN_LIMITER", "window"),
     "max_attempts": env_int("GEN_MAX_ATTEMPTS", 3),
@@ -285,4 +298,32 @@ GENERATION_ENGINE = {
     "quota_wait_max_total": env_float("GEN_QUOTA_WAIT_MAX_TOTAL", 600.0),
     "grace_timeout": env_float("GEN_GRACE_TIMEOUT", 30.0),
     "request_timeout": env_float("GEN_REQUEST_TIMEOUT", 90.0),
+    "rate_window_seconds": GENERATION_RATE_WINDOW_SECONDS,
 }
+
+# --- Automation and operations: the JSON API, webhooks, health checks, metrics ---------------------
+# Requests a minute one API token (or one browser session) may make; the excess gets 429.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600)
+# Webhook URLs on loopback or private networks are refused unless this is on (tests, a private network).
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
+WEBHOOKS_MAX_ATTEMPTS = env_int("WEBHOOKS_MAX_ATTEMPTS", 8)
+# The first retry waits this long, then it doubles (10 s, 20 s, 40 s, ... about 21 minutes in all).
+WEBHOOKS_BACKOFF_SECONDS = env_float("WEBHOOKS_BACKOFF_SECONDS", 10.0)
+WEBHOOKS_TIMEOUT_SECONDS = env_float("WEBHOOKS_TIMEOUT_SECONDS", 10.0)
+WEBHOOKS_POLL_SECONDS = env_float("WEBHOOKS_POLL_SECONDS", 1.0)
+# /metrics answers a request with `Authorization: Bearer <METRICS_TOKEN>`, or one from these networks.
+METRICS_TOKEN = env("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
+# /readyz, when scaled (REDIS_URL set): at least one worker must have scanned within this many seconds.
+WORKER_FRESH_SECONDS = env_float("WORKER_FRESH_SECONDS", 30.0)
+# "json": one JSON object a line on the console (with run, project and scene ids in generation lines).
+LOG_FORMAT = env("LOG_FORMAT", "plain")
+LOGGING["filters"] = {"run_context": {"()": "ops.logs.RunContext"}}
+LOGGING["handlers"]["console"]["filters"] = ["run_context"]
+LOGGING["loggers"]["webhooks"] = {"handlers": ["console"], "level": env("WEBHOOKS_LOG_LEVEL", "INFO")}
+if LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+    }
+    LOGGING["handlers"]["console"]["formatter"] = "json"

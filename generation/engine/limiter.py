@@ -2,7 +2,7 @@
 
 One limiter guards one credential (requests sharing an API key share its quota). This module holds the
 in-process implementations; a Redis-backed one shared across processes implements the same `Limiter`
-protocol (generation/redis_limiter.py), which is why the waiting methods are async.
+protocol (generation/quota/redis.py), which is why the waiting methods are async.
 
 Fair sharing: every run using the limiter `join`s it and `leave`s at its end; `runs()` tells each how
 many share the quota, so each sizes its concurrency to its share, and sends are granted first come,

@@ -31,7 +31,11 @@ from generation.models import BatchRun, GenerationAttempt
 from generation.providers.base import ImageResult, ProviderError, QuotaError
 from generation.providers.redact import redact
 from generation.runs.targets import Plan, Success, Target, item_payload, target_for
+from ops.logs import bind_log_context
 from projects.models import SkipReason
+
+# What "Stopping: …" says after someone pressed Stop (the engine's own message is the run's reason).
+STOP_REQUESTED = "no new requests; images already being generated may still arrive"
 
 
 @dataclass
@@ -110,6 +114,8 @@ class RunRecorder(Hooks):
         return False
 
     async def attempt_started(self, job: Job, attempt_no: int) -> None:
+        # The job's own task: its later log lines carry the item's id.
+        bind_log_context(**self.target.attempt_fields(job.key))
         counts = self._counts()
         held = await database_sync_to_async(self._attempt_started_sync)(job, attempt_no, counts)
         if held and attempt_no == 1:
@@ -295,6 +301,9 @@ class RunRecorder(Hooks):
         await database_sync_to_async(self._ours().filter(status__in=BatchRun.ACTIVE).update)(
             status=BatchRun.Status.STOPPING
         )
+        if reason == StopReason.STOPPED:
+            # Pages show "Stopping: <message>": say what stopping does, not "Stopped on request" again.
+            message = STOP_REQUESTED
         await self.publish("run.stopping", reason=reason.value, message=message)
 
     async def progress(self, snapshot: Progress) -> None:

@@ -27,6 +27,7 @@ from generation.runs.selectors import active_run, missing_references
 from projects.access import membership_for
 from projects.images import thumbnail_path
 from projects.models import Character, Project, Role, Scene
+from webhooks.services import webhook_run_event, webhook_run_finished
 
 logger = logging.getLogger("generation.services")
 
@@ -123,6 +124,7 @@ def _create_run(*, project, user, kind, items, regenerate, overrides, provider) 
             )
             (run.scenes if kind == BatchRun.Kind.SCENES else run.characters).set(items)
             transaction.on_commit(lambda: async_to_sync(wake_worker)(run.pk))
+            transaction.on_commit(lambda: webhook_run_event(run=run, event="run.started"), robust=True)
     except IntegrityError:
         # Lost the race to another start: the database allowed only one active run.
         current = active_run(project)
@@ -150,6 +152,7 @@ def run_stop(*, run: BatchRun) -> BatchRun:
     if run.status == BatchRun.Status.STOPPED and not run.summary:
         run.summary = run.summary_message()
         run.save(update_fields=["summary"])
+        webhook_run_finished(run=run, stop_reason="stopped")
     return run
 
 
@@ -233,6 +236,7 @@ def run_fail(*, run_id: int, reason: str, worker: str | None = None) -> None:
         run.summary = run.summary_message()
         run.save()
         run_release_scenes(run_id=run_id)
+        webhook_run_finished(run=run, stop_reason="error")
 
 
 def run_release_scenes(*, run_id: int) -> None:
@@ -272,7 +276,8 @@ def perform_action(*, project_id: int, user, action: str, scene_id: int | None =
         failed = list(project.scenes.filter(status=Scene.Status.FAILED).values_list("pk", flat=True))
         if not failed:
             raise RunRefused("No scene has failed.")
-        run, created = run_start(project=project, user=user, scene_ids=failed)
+        # Regenerate: a failed scene may still show an older image, and its last attempt failed all the same.
+        run, created = run_start(project=project, user=user, scene_ids=failed, regenerate=True)
     else:
         run, created = run_start(project=project, user=user)
     return ActionDone(action, run, created)

@@ -23,6 +23,7 @@ from generation.runs.selectors import project_totals, scenes_claimed
 from generation.runs.services import scene_version_add, scenes_claim
 from projects.images import detect_image_format
 from projects.models import Character, Scene, SkipReason, character_reference_path, scene_image_path
+from webhooks.services import webhook_run_event
 
 PORTRAIT_PROMPT = (
     "Character reference portrait of {name}. {description} Full face and figure, plain light background, "
@@ -180,9 +181,11 @@ class SceneTarget(Target):
             attempts=success.attempts,
         )
         Scene.objects.filter(pk=job.key).mark_ready(image=success.image)
+        webhook_run_event(run=self.run, event="scene.ready", scene_id=job.key)
 
     def record_failure(self, key: int, reason: str) -> None:
         Scene.objects.filter(pk=key).mark_failed(reason=reason)
+        webhook_run_event(run=self.run, event="scene.failed", scene_id=key)
 
 
 class CharacterTarget(Target):
