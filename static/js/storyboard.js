@@ -132,12 +132,24 @@
     else grid.replaceChildren(fresh);
   }
 
+  // An image already shown stays (no reload, no flicker); one that arrived live loads now, as the old
+  // page did: lazy loading would leave it unloaded until scrolled to.
+  function keepImages(old, fresh) {
+    const shown = new Map([...old.querySelectorAll("img")].map((img) => [img.getAttribute("src"), img]));
+    fresh.querySelectorAll("img").forEach((img) => {
+      const same = shown.get(img.getAttribute("src"));
+      if (same) img.replaceWith(same);
+      else img.loading = "eager";
+    });
+  }
+
   // The tile element stays (observers, focus): its attributes and content become the server's.
   function morph(old, fresh) {
     const focusable = "a, button, input, select, textarea";
     const index = [...old.querySelectorAll(focusable)].indexOf(document.activeElement);
     [...old.attributes].forEach((a) => { if (!fresh.hasAttribute(a.name)) old.removeAttribute(a.name); });
     [...fresh.attributes].forEach((a) => { if (old.getAttribute(a.name) !== a.value) old.setAttribute(a.name, a.value); });
+    keepImages(old, fresh);
     old.replaceChildren(...fresh.childNodes);
     if (index >= 0) {
       const again = old.querySelectorAll(focusable)[index];
@@ -330,6 +342,8 @@
       snackbar(`Stopping: ${ev.message}`);
     },
     "run.finished"(ev) {
+      // The end releases scenes without events of their own (a stop puts unfinished ones back): redraw all.
+      tiles.all = true;
       whenTilesDrawn(() => {
         setRun(Object.assign({}, ev, { active: false }));
         snackbar(ev.summary, ev.failed ? "warn" : "ok");
