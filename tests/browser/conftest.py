@@ -49,8 +49,8 @@ WATCHABLE_ENV = {
     "GEN_MAX_CONCURRENCY": "3",
     "SIMULATED_SAFETY_WORD": SAFETY_WORD,
 }
-# 4 requests a minute and no Retry-After: the engine waits its default 15 s (with jitter), within a
-# 45 s budget ("gives up after 45 s of waiting").
+# 4 requests a minute and no Retry-After: the engine infers the rolling window from the first 429 and
+# waits for it to free up, within the default 10 min budget.
 QUOTA_ENV = {
     "SIMULATED_LATENCY": "0.3",
     "SIMULATED_RPM": "4",
@@ -58,7 +58,7 @@ QUOTA_ENV = {
     "GEN_START_CONCURRENCY": "3",
     "GEN_MAX_CONCURRENCY": "5",
     "GEN_QUOTA_WAIT_DEFAULT": "15",
-    "GEN_QUOTA_WAIT_MAX_TOTAL": "45",
+    "GEN_QUOTA_WAIT_MAX_TOTAL": "600",
 }
 
 # Runs inside `manage.py shell -c` against the template database; prints the project ids as JSON.

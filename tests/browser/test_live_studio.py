@@ -195,10 +195,12 @@ def test_a_quota_wait_shows_a_countdown_banner(quota_studio, open_project, artif
     owner.click("#btn-start")
 
     banner = owner.locator("#quota-banner")
-    wording = re.compile(r"^Waiting for the quota: (\d+) s; gives up after 45 s of waiting$")
+    wording = re.compile(r"^Waiting for the quota: (\d+) s; gives up after 10 min of waiting$")
     expect(banner).to_have_text(wording)
     first = int(wording.match(banner.text_content()).group(1))
-    assert 10 <= first <= 18, f"the default 15 s wait (with jitter) should show, not {first} s"
+    # Without Retry-After the engine infers the rolling window from the 429 and waits for it to free up
+    # (at most a window), instead of a blind 15 s default.
+    assert 1 <= first <= 61, f"a wait for the 60 s window to free up should show, not {first} s"
     owner.wait_for_function(
         "n => parseInt(document.getElementById('quota-banner').textContent.match(/quota: (\\d+) s/)[1]) < n",
         arg=first,
