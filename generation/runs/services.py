@@ -275,6 +275,7 @@ def run_hand_back(*, run_id: int, counters: Counters) -> None:
         retries=counters.retries,
         quota_errors=counters.quota_errors,
         quota_wait_seconds=counters.quota_wait_seconds,
+        pacing_seconds=counters.pacing_seconds,
         succeeded=counters.succeeded,
     )
     run_release_scenes(run_id=run_id)
