@@ -39,6 +39,7 @@ _BILLING_CODES = {"insufficient_quota", "billing_hard_limit_reached"}
 
 @register("openai")
 class OpenAIProvider(HttpProvider):
+    decodes_images = True  # every answer goes through check_image
     name = "openai"
     label = "OpenAI"
     max_references = 16
