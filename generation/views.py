@@ -27,6 +27,7 @@ ACTION_MESSAGES = {
     "start_characters": "Generating the missing character references.",
     "retry": "Generating the scene again.",
     "retry_failed": "Retrying every failed scene.",
+    "variations": "Generating variations of the scene.",
     "stop": "Stopping: no new requests; those in flight may still finish.",
 }
 
@@ -43,8 +44,13 @@ def run_action(request: HttpRequest, project_id: int, action: str) -> HttpRespon
     if scene and scene_id is None:
         # The page never sends this: a hand-made request gets a plain answer, not a 500 from int().
         return HttpResponseBadRequest("“scene” must be a scene number.", content_type="text/plain")
+    candidates = _scene_id(request.POST.get("candidates") or "1")
+    if candidates is None:
+        return HttpResponseBadRequest("“candidates” must be a number.", content_type="text/plain")
     try:
-        done = perform_action(project_id=project.pk, user=request.user, action=action, scene_id=scene_id)
+        done = perform_action(
+            project_id=project.pk, user=request.user, action=action, scene_id=scene_id, candidates=candidates
+        )
     except RunRefused as exc:
         messages.error(request, exc.message)
         if exc.missing:

@@ -4,6 +4,7 @@ import uuid
 from pathlib import PurePosixPath
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Exists
 from django.db.models.fields.files import ImageFieldFile
@@ -11,6 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from projects.images import SUFFIXES, detect_image_format, validate_new_image_file
+from projects.style import ASPECT_SIZES, validate_style_template
+
+ASPECT_CHOICES = [(aspect, aspect) for aspect in ASPECT_SIZES]
 
 
 def _private_path(kind: str, instance: models.Model, filename: str) -> str:
@@ -61,6 +65,23 @@ class Project(models.Model):
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
     provider = models.CharField(max_length=40, blank=True, help_text="Blank: the studio's default provider")
     provider_model = models.CharField(max_length=100, blank=True)
+    # The project style, applied to every scene request (projects/style.py composes and validates it).
+    style_prefix = models.TextField(
+        blank=True,
+        validators=[validate_style_template],
+        help_text="Before every scene prompt; may use {prompt}, {shot}, {camera}, {characters}",
+    )
+    style_suffix = models.TextField(
+        blank=True, validators=[validate_style_template], help_text="After every scene prompt"
+    )
+    negative_prompt = models.TextField(blank=True, help_text="What to avoid, where the provider supports it")
+    aspect_ratio = models.CharField(max_length=8, blank=True, choices=ASPECT_CHOICES, help_text="Blank: 3:2")
+    size = models.CharField(
+        max_length=12,
+        blank=True,
+        validators=[RegexValidator(r"^[1-9][0-9]{2,3}x[1-9][0-9]{2,3}$", "Write the size as WIDTHxHEIGHT.")],
+        help_text="WIDTHxHEIGHT; blank: the aspect ratio's default size",
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -119,6 +140,32 @@ class Character(models.Model):
     def has_reference(self) -> bool:
         return bool(self.reference)
 
+    def reference_files(self) -> list[ImageFieldFile]:
+        """Every reference image in the order requests send them: `reference` first (the main one),
+        then the extra views by position."""
+        files = [self.reference] if self.reference else []
+        return files + [extra.image for extra in self.extra_references.all() if extra.image]
+
+
+def extra_reference_path(instance: CharacterReference, filename: str) -> str:
+    return _private_path("characters", Character(project_id=instance.character.project_id), filename)
+
+
+class CharacterReference(models.Model):
+    """A further view of a character (profile, full body…) sent after its main reference."""
+
+    character = models.ForeignKey(Character, models.CASCADE, related_name="extra_references")
+    image = PrivateImageField(upload_to=extra_reference_path)
+    label = models.CharField(max_length=40, blank=True, help_text="e.g. profile, full body")
+    position = models.PositiveSmallIntegerField(default=1)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["character", "position", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.character} ({self.label or self.position})"
+
 
 class SkipReason(models.TextChoices):
     """Why a batch run skips a scene: the code pages and events compare, the label people read."""
@@ -175,6 +222,13 @@ class Scene(models.Model):
     # The run that holds this scene; set and cleared by conditional updates so two runs never share a scene.
     claimed_by = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)
     characters = models.ManyToManyField(Character, blank=True, related_name="scenes")
+    # Storyboard notes: shown on the contact sheet, PDF and ZIP; sent only through the style's placeholders.
+    shot = models.CharField(max_length=100, blank=True, help_text="Shot type, e.g. close-up")
+    camera = models.CharField(max_length=100, blank=True, help_text="Camera move or angle")
+    dialogue = models.TextField(blank=True, help_text="Dialogue or caption")
+    duration = models.CharField(max_length=20, blank=True, help_text="e.g. 3s")
+    # A pinned seed: regenerating keeps the composition where the provider honours seeds.
+    locked_seed = models.BigIntegerField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -205,6 +259,12 @@ class Scene(models.Model):
         """The same in words, or "" when the scene needs generating."""
         code = self.skip_code(regenerate=regenerate)
         return code.label if code else ""
+
+    def notes(self) -> list[tuple[str, str]]:
+        """The storyboard notes that are filled in, labelled, in reading order."""
+        pairs = [("Shot", self.shot), ("Camera", self.camera), ("Duration", self.duration)]
+        pairs.append(("Dialogue", self.dialogue))
+        return [(label, value.strip()) for label, value in pairs if value.strip()]
 
     def excerpt(self, length: int = 120) -> str:
         text = " ".join(self.prompt.split())

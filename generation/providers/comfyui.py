@@ -20,6 +20,7 @@ import httpx
 
 from generation.providers import register
 from generation.providers.base import (
+    Capabilities,
     ImageRequest,
     ImageResult,
     InvalidRequestError,
@@ -46,6 +47,7 @@ _EXTENSIONS = {"image/jpeg": "jpg", "image/webp": "webp"}
 class ComfyUIProvider(HttpProvider):
     name = "comfyui"
     label = "ComfyUI"
+    CAPABILITIES = Capabilities(seed=True)  # the workflow decides about negatives: none by default
 
     def __init__(
         self,

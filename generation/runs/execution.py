@@ -20,17 +20,24 @@ from django.utils import timezone
 from generation.checked import ImagesChecked
 from generation.engine.clock import Clock, LoopClock
 from generation.engine.config import EngineConfig
-from generation.engine.jobs import RunResult, StopReason
+from generation.engine.jobs import Job, RunResult, StopReason
 from generation.engine.limiter import Limiter
 from generation.engine.scheduler import Scheduler
 from generation.models import BatchRun, GenerationAttempt
-from generation.providers.base import Provider
+from generation.providers.base import ImageRequest, InvalidRequestError, Provider
 from generation.quota.registry import limiter_for
 from generation.runs.providers import provider_for
 from generation.runs.recorder import Carried, RunRecorder
 from generation.runs.selectors import run_payload
 from generation.runs.services import LEASE_SECONDS, run_claim, run_release_scenes
 from generation.runs.targets import Plan, target_for
+
+
+class Blocked(InvalidRequestError):
+    """An item the run will not send (see Plan.blocked)."""
+
+    kind = "blocked"
+
 
 logger = logging.getLogger("generation.runner")
 
@@ -107,6 +114,7 @@ class RunExecution:
             limiter=limiter,
         )
         self.stop_seen = asyncio.Event()
+        self.plan = Plan()
         self.lost: str | None = None  # why this worker no longer holds the run, once it does not
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduling: asyncio.Future[RunResult] | None = None
@@ -118,6 +126,9 @@ class RunExecution:
         for key, reason in plan.skips:
             logger.info("Skipping %s: %s", plan.labels[key], reason.label)
             await self.recorder.skipped(key, reason)
+        for key, reason in plan.blocked:
+            logger.info("Not sending %s: %s", plan.labels[key], reason)
+            await self.recorder.job_failed(Job(key=key, request=ImageRequest(prompt="")), Blocked(reason), 0)
         if self.run.stop_requested:  # taken over from a worker that died while the run was stopping
             self.stop()
         watcher = asyncio.create_task(self._watch())
@@ -195,6 +206,7 @@ class RunExecution:
             quota_wait_seconds=run.quota_wait_seconds,
         )
         self.recorder.begin(plan, self.carried)
+        self.plan = plan
         run.skipped = len(plan.skips)
         run.status = BatchRun.Status.RUNNING
         run.started = run.started or timezone.now()
@@ -211,8 +223,9 @@ class RunExecution:
         keys = {*result.succeeded, *result.failed, *result.interrupted, *result.not_attempted}
         removed = self.target.removed(keys)
         run.removed = len(removed)
-        run.succeeded = carried.succeeded + len(set(result.succeeded) - removed)
-        run.failed = len(set(result.failed) - removed)
+        run.succeeded = carried.succeeded + self.target.count(set(result.succeeded) - removed)
+        # A scene all of whose candidates failed counts once; one blocked before sending counts too.
+        run.failed = self.target.count(set(result.failed) - removed) + len(self.plan.blocked)
         run.requests = carried.requests + result.requests
         run.retries = carried.retries + result.retries
         run.quota_errors = carried.quota_errors + result.quota_errors
