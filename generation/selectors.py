@@ -11,13 +11,25 @@ from generation.runs.selectors import (
     run_payload,
     scene_state,
 )
+from generation.runs.variations import (
+    current_reference_hashes,
+    project_capabilities,
+    references_changed,
+    references_cut,
+    scene_candidates,
+)
 
 __all__ = [
     "active_run",
+    "current_reference_hashes",
     "current_versions",
     "latest_run",
     "missing_references",
+    "project_capabilities",
     "project_snapshot",
+    "references_changed",
+    "references_cut",
     "run_payload",
+    "scene_candidates",
     "scene_state",
 ]

@@ -14,6 +14,7 @@ from generation.runs.services import (
     run_stop,
     scene_version_make_current,
 )
+from generation.runs.variations import scene_seed_lock
 
 __all__ = [
     "RunRefused",
@@ -22,5 +23,6 @@ __all__ = [
     "perform_action",
     "run_start",
     "run_stop",
+    "scene_seed_lock",
     "scene_version_make_current",
 ]

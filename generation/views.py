@@ -95,4 +95,6 @@ def version_make_current(
     version = get_object_or_404(SceneVersion, pk=version_id, scene_id=scene_id, scene__project=project)
     scene_version_make_current(version=version)
     messages.success(request, f"Scene {version.scene.position} shows version {version.number} again.")
+    if request.POST.get("next") == "grid":  # picked among the variations on the storyboard
+        return redirect(f"{project.get_absolute_url()}#scene-{scene_id}")
     return redirect("scene_edit", project.pk, scene_id)

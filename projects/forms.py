@@ -5,7 +5,7 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
 from projects.images import validate_reference_image
-from projects.models import Character, Project, Role, Scene
+from projects.models import NOTE_FIELDS, NOTE_MAX_LENGTH, Character, Project, Role, Scene
 
 TEST_ONLY_PROVIDERS = frozenset({"simulated", "fake"})
 
@@ -24,9 +24,24 @@ class ProjectSettingsForm(forms.ModelForm):
 
     class Meta:
         model = Project
-        fields = ["title", "description", "provider", "provider_model"]
-        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
-        labels = {"provider_model": "Model"}
+        fields = [
+            "title",
+            "description",
+            "provider",
+            "provider_model",
+            "style_prefix",
+            "style_suffix",
+            "negative_prompt",
+            "aspect_ratio",
+            "size",
+        ]
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 3}),
+            "style_prefix": forms.Textarea(attrs={"rows": 2}),
+            "style_suffix": forms.Textarea(attrs={"rows": 2}),
+            "negative_prompt": forms.Textarea(attrs={"rows": 2}),
+        }
+        labels = {"provider_model": "Model", "style_prefix": "Style before the prompt"}
         help_texts = {"provider_model": "Blank: the provider's default model"}
 
     def __init__(self, *args, **kwargs) -> None:
@@ -52,6 +67,25 @@ class SceneForm(forms.ModelForm):
     def __init__(self, *args, project: Project, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["characters"].queryset = project.characters.all()
+        self.fields.update(note_fields())
+        for name in NOTE_FIELDS:
+            self.initial.setdefault(name, self.instance.note(name))
+
+
+def note_fields() -> dict[str, forms.Field]:
+    fields: dict[str, forms.Field] = {}
+    for name in NOTE_FIELDS:
+        widget = forms.Textarea(attrs={"rows": 2}) if name == "dialogue" else forms.TextInput()
+        fields[name] = forms.CharField(required=False, max_length=NOTE_MAX_LENGTH[name], widget=widget)
+    return fields
+
+
+class SceneNotesForm(forms.Form):
+    """The storyboard notes alone, edited inline on the grid."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields.update(note_fields())
 
 
 class CharacterForm(forms.ModelForm):

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from projects.importers import ParsedScene, parse_story
 from projects.mentions import MentionFinder, find_mentions
-from projects.models import Character, Membership, Project, Role, Scene
+from projects.models import Character, Membership, Project, Role, Scene, clean_notes
 
 SCENE_GONE = "That scene was deleted meanwhile (by someone else, or by an import); nothing was changed."
 # Positions are parked above this offset mid-reorder so the (project, position) unique constraint never trips.
@@ -103,6 +103,15 @@ def scene_update(
             raise ValidationError(SCENE_GONE)
         if characters is not None:
             scene.characters.set(characters)
+    return scene
+
+
+def scene_notes_update(*, scene: Scene, notes: dict[str, object]) -> Scene:
+    """Storyboard notes only: no status or prompt change, so a run in progress is not disturbed."""
+    cleaned = clean_notes(notes)
+    if not Scene.objects.filter(pk=scene.pk).update(updated=timezone.now(), notes=cleaned):
+        raise ValidationError(SCENE_GONE)
+    scene.notes = cleaned
     return scene
 
 

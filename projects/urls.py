@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from projects import export_views, views
+from projects import export_views, studio_views, views
 
 urlpatterns = [
     path("", views.project_list, name="project_list"),
@@ -22,6 +22,10 @@ urlpatterns = [
     path("projects/<int:project_id>/scenes/<int:scene_id>/delete/", views.scene_delete, name="scene_delete"),
     path("projects/<int:project_id>/scenes/<int:scene_id>/move/", views.scene_move, name="scene_move"),
     path("projects/<int:project_id>/scenes/<int:scene_id>/image/", views.scene_image, name="scene_image"),
+    path(
+        "projects/<int:project_id>/scenes/<int:scene_id>/notes/", studio_views.scene_notes, name="scene_notes"
+    ),
+    path("projects/<int:project_id>/scenes/<int:scene_id>/seed/", studio_views.scene_seed, name="scene_seed"),
     path("projects/<int:project_id>/characters/", views.character_list, name="character_list"),
     path("projects/<int:project_id>/characters/new/", views.character_edit, name="character_create"),
     path("projects/<int:project_id>/characters/link/", views.characters_link, name="characters_link"),

@@ -10,7 +10,15 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from generation.selectors import latest_run, project_snapshot
+from generation.selectors import (
+    current_reference_hashes,
+    latest_run,
+    project_capabilities,
+    project_snapshot,
+    references_changed,
+    references_cut,
+    scene_candidates,
+)
 from generation.services import missing_references
 from projects import services
 from projects.access import membership_for
@@ -31,7 +39,7 @@ from projects.images import (
     harden_file_response,
 )
 from projects.importers import StoryFormatError
-from projects.models import Character, Membership, Project, Role, Scene
+from projects.models import NOTE_FIELDS, Character, Membership, Project, Role, Scene
 
 
 @login_required
@@ -61,7 +69,9 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     membership = membership_for(user=request.user, project_id=project_id)
     project = membership.project
     scenes = project.scenes.prefetch_related(
-        Prefetch("characters", queryset=Character.objects.order_by("name"))
+        Prefetch(
+            "characters", queryset=Character.objects.order_by("name").prefetch_related("extra_references")
+        )
     )
     scenes = list(scenes)
     context = {
@@ -74,6 +84,8 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "missing": missing_references(scenes=scenes),
         "failed_count": sum(s.status == Scene.Status.FAILED for s in scenes),
         "snapshot": project_snapshot(project_id=project.pk),
+        "candidates": scene_candidates(project_id=project.pk),
+        "references_cut": references_cut(scenes=scenes, capabilities=project_capabilities(project)),
     }
     return render(request, "projects/project_detail.html", context)
 
@@ -109,6 +121,7 @@ def scene_create(request: HttpRequest, project_id: int) -> HttpResponse:
             scene = services.scene_create(
                 project=project, prompt=form.cleaned_data["prompt"], title=form.cleaned_data["title"]
             )
+            services.scene_notes_update(scene=scene, notes=form.cleaned_data)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -125,16 +138,28 @@ def scene_edit(request: HttpRequest, project_id: int, scene_id: int) -> HttpResp
     scene = get_object_or_404(Scene, pk=scene_id, project=project)
     form = SceneForm(request.POST or None, instance=scene, project=project)
     if request.method == "POST" and form.is_valid():
+        notes = {name: form.cleaned_data.pop(name) for name in NOTE_FIELDS}
         try:
             services.scene_update(scene=scene, **form.cleaned_data)
+            services.scene_notes_update(scene=scene, notes=notes)
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
             messages.success(request, f"Saved scene {scene.position}.")
         return redirect(project)
     suggested = services.scene_links_propose(scene=scene)
-    versions = scene.versions.select_related("attempt")
-    context = {"form": form, "project": project, "scene": scene, "suggested": suggested, "versions": versions}
+    versions = list(scene.versions.select_related("attempt"))
+    current = current_reference_hashes(scene.characters.all())
+    for version in versions:
+        version.reference_changed = references_changed(version=version, current=current)
+    context = {
+        "form": form,
+        "project": project,
+        "scene": scene,
+        "suggested": suggested,
+        "versions": versions,
+        "capabilities": project_capabilities(project),
+    }
     return render(request, "projects/scene_form.html", context)
 
 

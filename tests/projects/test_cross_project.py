@@ -29,6 +29,8 @@ OBJECT_URLS = {
     "member_update": ("post", Role.OWNER, ["member"]),
     "version_image": ("get", Role.VIEWER, ["scene", "version"]),
     "version_make_current": ("post", Role.EDITOR, ["scene", "version"]),
+    "scene_notes": ("post", Role.EDITOR, ["scene"]),
+    "scene_seed": ("post", Role.EDITOR, ["scene"]),
 }
 
 

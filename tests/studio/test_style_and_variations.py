@@ -73,7 +73,7 @@ async def test_every_request_carries_the_project_style_and_the_attempt_records_i
         project.negative_prompt = "text, watermark"
         project.aspect_ratio = "16:9"
         project.save()
-        Scene.objects.filter(pk=scenes[0].pk).update(shot="close-up", dialogue="Not sent")
+        Scene.objects.filter(pk=scenes[0].pk).update(notes={"shot": "close-up", "dialogue": "Not sent"})
         return start()
 
     run = await database_sync_to_async(styled)()
