@@ -17,6 +17,7 @@ from generation.runs.variations import (
     references_changed,
     references_cut,
     scene_candidates,
+    version_lineage,
 )
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "run_payload",
     "scene_candidates",
     "scene_state",
+    "version_lineage",
 ]

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from projects.images import SUFFIXES, detect_image_format, validate_new_image_file
+from projects.notes import NOTE_FIELDS, NOTE_LABELS, NOTE_MAX_LENGTH
 from projects.style import ASPECT_SIZES, validate_style_template
 
 ASPECT_CHOICES = [(aspect, aspect) for aspect in ASPECT_SIZES]
@@ -166,11 +167,6 @@ class CharacterReference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.character} ({self.label or self.position})"
-
-
-NOTE_FIELDS = ("shot", "camera", "duration", "dialogue")
-NOTE_LABELS = {"shot": "Shot", "camera": "Camera", "duration": "Duration", "dialogue": "Dialogue"}
-NOTE_MAX_LENGTH = {"shot": 100, "camera": 100, "duration": 20, "dialogue": 2000}
 
 
 def clean_notes(values: dict[str, object]) -> dict[str, str]:

@@ -176,7 +176,13 @@ def story_import(
             project.scenes.all().delete()
         start = project.next_position()
         scenes = Scene.objects.bulk_create(
-            Scene(project=project, position=start + i, prompt=item.prompt, title=item.title)
+            Scene(
+                project=project,
+                position=start + i,
+                prompt=item.prompt,
+                title=item.title,
+                notes=dict(item.notes),
+            )
             for i, item in enumerate(parsed)
         )
         created = Character.objects.bulk_create(Character(project=project, name=name) for name in new_names)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -90,3 +91,29 @@ def references_cut(*, scenes: Iterable[Scene], capabilities: Capabilities | None
         if dropped:
             cuts[scene.pk] = [slot.label for slot in dropped]
     return cuts
+
+
+def version_lineage(*, project_id: int) -> dict[int, list[dict[str, Any]]]:
+    """Scene id -> every version of the scene, oldest first, with what made it (for the manifest)."""
+    fields = (
+        "scene_id",
+        "number",
+        "candidate",
+        "provider",
+        "model",
+        "seed",
+        "prompt",
+        "scene_prompt",
+        "negative_prompt",
+        "style",
+        "reference_hashes",
+        "attempt__run_id",
+        "created",
+    )
+    lineage: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    versions = SceneVersion.objects.filter(scene__project_id=project_id).order_by("scene_id", "number")
+    for version in versions.values(*fields):
+        version["run"] = version.pop("attempt__run_id")
+        version["created"] = version["created"].isoformat()
+        lineage[version.pop("scene_id")].append(version)
+    return dict(lineage)
