@@ -40,6 +40,7 @@ from projects.images import (
 )
 from projects.importers import StoryFormatError
 from projects.models import NOTE_FIELDS, Character, Membership, Project, Role, Scene
+from projects.pdf import PER_PAGE_CHOICES
 
 
 @login_required
@@ -85,6 +86,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "failed_count": sum(s.status == Scene.Status.FAILED for s in scenes),
         "snapshot": project_snapshot(project_id=project.pk),
         "candidates": scene_candidates(project_id=project.pk),
+        "pdf_per_page_choices": PER_PAGE_CHOICES,
         "references_cut": references_cut(scenes=scenes, capabilities=project_capabilities(project)),
     }
     return render(request, "projects/project_detail.html", context)
