@@ -109,6 +109,11 @@ class CharacterForm(forms.ModelForm):
         return name
 
 
+class ExtraReferenceForm(forms.Form):
+    image = forms.FileField(validators=[validate_reference_image], label="Another reference view")
+    label = forms.CharField(max_length=40, required=False, help_text="e.g. profile, full body")
+
+
 class StoryImportForm(forms.Form):
     FORMATS = [
         ("auto", "Detect automatically"),

@@ -3,20 +3,23 @@ the PDF, invitations and the character library."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from generation.services import scene_seed_lock
-from projects import pdf, services
-from projects.access import membership_for
+from projects import characters, pdf, services
+from projects.access import membership_for, projects_for
 from projects.export import NothingToExport, content_disposition
-from projects.forms import SceneNotesForm
+from projects.forms import ExtraReferenceForm, SceneNotesForm
 from projects.images import harden_file_response
-from projects.models import Role, Scene
+from projects.models import Character, CharacterReference, Role, Scene
+from projects.views import send_image
 
 
 @login_required
@@ -72,3 +75,75 @@ def project_pdf(request: HttpRequest, project_id: int) -> HttpResponse:
     response["Content-Disposition"] = content_disposition(document.filename, document.ascii_filename)
     response["Cache-Control"] = "private, no-store"
     return harden_file_response(response)
+
+
+@login_required
+@require_POST
+def character_reference_add(request: HttpRequest, project_id: int, character_id: int) -> HttpResponse:
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
+    character = get_object_or_404(Character, pk=character_id, project=project)
+    form = ExtraReferenceForm(request.POST, request.FILES)
+    if form.is_valid():
+        characters.character_reference_add(
+            character=character, image=form.cleaned_data["image"], label=form.cleaned_data["label"]
+        )
+        messages.success(request, f"Added a reference view of {character.name}.")
+    else:
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+    return redirect("character_edit", project.pk, character.pk)
+
+
+@login_required
+@require_POST
+def character_reference_delete(
+    request: HttpRequest, project_id: int, character_id: int, reference_id: int
+) -> HttpResponse:
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
+    extra = get_object_or_404(
+        CharacterReference, pk=reference_id, character_id=character_id, character__project=project
+    )
+    characters.character_reference_delete(reference=extra)
+    messages.success(request, "Removed the reference view.")
+    return redirect("character_edit", project.pk, character_id)
+
+
+@login_required
+def character_extra_reference(
+    request: HttpRequest, project_id: int, character_id: int, reference_id: int
+) -> HttpResponse:
+    project = membership_for(user=request.user, project_id=project_id).project
+    extra = get_object_or_404(
+        CharacterReference, pk=reference_id, character_id=character_id, character__project=project
+    )
+    return send_image(Path(extra.image.path), thumb="thumb" in request.GET)
+
+
+@login_required
+def character_library(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Characters of the user's other projects, to copy into this one with their references."""
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
+    if request.method == "POST":
+        source_id = _number(request.POST.get("source", ""))
+        if source_id is None:
+            return HttpResponseBadRequest("“source” must be a project number.", content_type="text/plain")
+        # Reading from the source needs membership there too: a viewer may copy, a stranger gets 404.
+        source = membership_for(user=request.user, project_id=source_id).project
+        ids = [n for n in (_number(v) for v in request.POST.getlist("character")) if n is not None]
+        chosen = source.characters.filter(pk__in=ids).prefetch_related("extra_references")
+        done = characters.characters_copy(characters=chosen, project=project)
+        if done.created:
+            messages.success(request, f"Copied {', '.join(c.name for c in done.created)}.")
+        if done.skipped:
+            messages.info(request, f"Already in this project, not copied: {', '.join(done.skipped)}.")
+        return redirect("character_list", project.pk)
+    others = projects_for(user=request.user).exclude(pk=project.pk).order_by("title")
+    sources = [(other, list(other.characters.order_by("name"))) for other in others]
+    context = {"project": project, "sources": [(p, cs) for p, cs in sources if cs]}
+    return render(request, "projects/character_library.html", context)
+
+
+def _number(value: str) -> int | None:
+    if not (value.isascii() and value.isdigit()):
+        return None
+    number = int(value)
+    return number if 0 < number < 2**63 else None

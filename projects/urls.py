@@ -45,6 +45,26 @@ urlpatterns = [
         views.character_reference,
         name="character_reference",
     ),
+    path(
+        "projects/<int:project_id>/characters/<int:character_id>/references/",
+        studio_views.character_reference_add,
+        name="character_reference_add",
+    ),
+    path(
+        "projects/<int:project_id>/characters/<int:character_id>/references/<int:reference_id>/",
+        studio_views.character_extra_reference,
+        name="character_extra_reference",
+    ),
+    path(
+        "projects/<int:project_id>/characters/<int:character_id>/references/<int:reference_id>/delete/",
+        studio_views.character_reference_delete,
+        name="character_reference_delete",
+    ),
+    path(
+        "projects/<int:project_id>/characters/library/",
+        studio_views.character_library,
+        name="character_library",
+    ),
     path("projects/<int:project_id>/members/", views.member_list, name="member_list"),
     path("projects/<int:project_id>/members/<int:member_id>/", views.member_update, name="member_update"),
 ]

@@ -14,7 +14,7 @@ from generation import urls as generation_urls
 from generation.models import BatchRun, SceneVersion
 from projects import services
 from projects import urls as project_urls
-from projects.models import Membership, Role
+from projects.models import CharacterReference, Membership, Role
 from tests.conftest import png_bytes
 
 # name -> (method, needed role in project A, kwargs naming objects that live in B)
@@ -31,6 +31,9 @@ OBJECT_URLS = {
     "version_make_current": ("post", Role.EDITOR, ["scene", "version"]),
     "scene_notes": ("post", Role.EDITOR, ["scene"]),
     "scene_seed": ("post", Role.EDITOR, ["scene"]),
+    "character_reference_add": ("post", Role.EDITOR, ["character"]),
+    "character_extra_reference": ("get", Role.VIEWER, ["character", "reference"]),
+    "character_reference_delete": ("post", Role.EDITOR, ["character", "reference"]),
 }
 
 
@@ -41,7 +44,10 @@ def _project_with_objects(title: str, owner) -> dict:
     character = services.character_save(project=project, name=f"{title} hero")
     character.reference.save("r.png", ContentFile(png_bytes()), save=True)
     version = SceneVersion.objects.create(scene=scene, number=1, image=scene.image.name)
+    extra = CharacterReference(character=character, label="profile")
+    extra.image.save("p.png", ContentFile(png_bytes()), save=True)
     return {
+        "reference": extra,
         "project": project,
         "scene": scene,
         "character": character,
@@ -64,7 +70,7 @@ def both(request, make_user):
 
 def _url(name: str, project_id: int, objects: dict, ids_from_b: list[str], b: dict) -> str:
     kwargs = {"project_id": project_id}
-    for kind in ("scene", "character", "version", "member"):
+    for kind in ("scene", "character", "version", "member", "reference"):
         if f"{kind}_id" in _kwargs_of(name):
             kwargs[f"{kind}_id"] = (b if kind in ids_from_b else objects)[kind].pk
     return reverse(name, kwargs=kwargs)
