@@ -1,12 +1,15 @@
 """Run benchmark modules: `python -m bench` runs every one, `python -m bench engine_sim export` a subset.
 
 Each module lives in this package, exposes `main()` and writes its JSON under var/bench/ (see
-`bench.write_json`); add yours to MODULES. One failing benchmark does not stop the others.
+`bench.write_json`); add yours to MODULES. One failing benchmark does not stop the others. Options after
+the names go to every named module whose `main` takes an argv list, e.g.
+`python -m bench engine_sim --scenarios my_provider.json` (see bench/README.md).
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 import time
 import traceback
@@ -24,23 +27,29 @@ MODULES = [
 
 
 def main(argv: list[str]) -> int:
-    names = [name.removeprefix("bench.") for name in argv] or MODULES
+    first_option = next((i for i, arg in enumerate(argv) if arg.startswith("-")), len(argv))
+    options = argv[first_option:]
+    names = [name.removeprefix("bench.") for name in argv[:first_option]] or MODULES
     unknown = [name for name in names if name not in MODULES]
     if unknown:
         known = ", ".join(MODULES)
         print(f"Unknown benchmark(s): {', '.join(unknown)}; choose from {known}", file=sys.stderr)
         return 2
-    failed = [name for name in names if not run(name)]
+    failed = [name for name in names if not run(name, options)]
     if failed:
         print(f"Failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
 
 
-def run(name: str) -> bool:
+def run(name: str, options: list[str] | None = None) -> bool:
     print(f"== bench.{name}", flush=True)
     started = time.perf_counter()
     try:
-        importlib.import_module(f"bench.{name}").main()
+        entry = importlib.import_module(f"bench.{name}").main
+        if options and inspect.signature(entry).parameters:
+            entry(options)
+        else:
+            entry()
     except Exception:
         traceback.print_exc()
         return False

@@ -276,7 +276,9 @@ GENERATION_RATE_WINDOW_SECONDS = env_float("GEN_RATE_WINDOW_SECONDS", 60.0)
 GENERATION_ENGINE = {
     "start_concurrency": env_int("GEN_START_CONCURRENCY", 5),
     "min_concurrency": env_int("GEN_MIN_CONCURRENCY", 1),
-    "max_concurrency": env_int("GEN_MAX_CONCURRENCY", 16),
+    # A safety ceiling: the working point comes from the quota and the observed latency (r x L).
+    "max_concurrency": env_int("GEN_MAX_CONCURRENCY", 128),
+    "small_batch": env_int("GEN_SMALL_BATCH", 20),
     "requests_per_minute": env_float("GEN_REQUESTS_PER_MINUTE", 0) or None,
     "limiter": env("GEN_LIMITER", "window"),
     "max_attempts": env_int("GEN_MAX_ATTEMPTS", 3),
@@ -285,4 +287,5 @@ GENERATION_ENGINE = {
     "quota_wait_max_total": env_float("GEN_QUOTA_WAIT_MAX_TOTAL", 600.0),
     "grace_timeout": env_float("GEN_GRACE_TIMEOUT", 30.0),
     "request_timeout": env_float("GEN_REQUEST_TIMEOUT", 90.0),
+    "rate_window_seconds": GENERATION_RATE_WINDOW_SECONDS,
 }

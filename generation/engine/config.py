@@ -13,13 +13,26 @@ LIMITERS = ("window", "bucket")
 
 @dataclass(frozen=True)
 class EngineConfig:
-    # Adaptive concurrency: slow start from `start`, never outside [min, max].
+    # Adaptive concurrency: slow start from `start`, never outside [min, max]. The working point comes
+    # from the quota (Little's law: rate x latency in flight) or from slow start; `max` is only a safety
+    # ceiling, high enough for a 50/min quota at 45 s (about 38 in flight) with room to spare.
     start_concurrency: int = 5
     min_concurrency: int = 1
-    max_concurrency: int = 16
-    # Requests a minute per credential; None = unknown: no pacing, only pauses after quota errors
-    # (and the limit is learned from x-ratelimit-* headers when the provider sends them).
+    max_concurrency: int = 128
+    # A batch of at most this many jobs starts all at once, unless a known quota allows fewer at once.
+    small_batch: int = 20
+    # A request not refused this long after it was sent counts as admitted (slow start grows on it),
+    # until a quota error shows how fast refusals come back (then admission_factor x that latency).
+    admission_delay: float = 0.5
+    admission_factor: float = 3.0
+    # With a known rate r, the in-flight target is r x (this percentile of latency) x (1 + margin) + 2.
+    latency_percentile: float = 0.9
+    concurrency_margin: float = 0.2
+    # Requests per quota window per credential; None = unknown: no pacing until the limit is learned
+    # (x-ratelimit-* headers, or inferred from the first quota errors).
     requests_per_minute: float | None = None
+    # The quota's window: a minute for every real API (tests shorten it along with a fake server's).
+    rate_window_seconds: float = 60.0
     # "window" mirrors a rolling 60 s window (a sliding log, reaches the bound in simulation);
     # "bucket" is a token bucket for providers whose quota is a bucket.
     limiter: str = "window"
@@ -51,6 +64,12 @@ class EngineConfig:
                 "need 1 <= min_concurrency <= start_concurrency <= max_concurrency, got "
                 f"{self.min_concurrency}, {self.start_concurrency}, {self.max_concurrency}"
             )
+        if self.small_batch < 0:
+            problems.append(f"small_batch must not be negative, got {self.small_batch}")
+        if not 0 < self.latency_percentile <= 1:
+            problems.append(f"latency_percentile must be in (0, 1], got {self.latency_percentile}")
+        if not self.rate_window_seconds > 0:
+            problems.append(f"rate_window_seconds must be positive, got {self.rate_window_seconds}")
         if self.requests_per_minute is not None and not self.requests_per_minute > 0:
             problems.append(f"requests_per_minute must be positive or None, got {self.requests_per_minute}")
         if self.limiter not in LIMITERS:
@@ -61,7 +80,15 @@ class EngineConfig:
             problems.append(f"max_attempts must be at least 1, got {self.max_attempts}")
         if not 0 <= self.jitter < 1:
             problems.append(f"jitter must be in [0, 1), got {self.jitter}")
-        for name in ("backoff_base", "quota_wait_default", "quota_wait_max_total", "grace_timeout"):
+        for name in (
+            "backoff_base",
+            "quota_wait_default",
+            "quota_wait_max_total",
+            "grace_timeout",
+            "admission_delay",
+            "admission_factor",
+            "concurrency_margin",
+        ):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative, got {getattr(self, name)}")
         if not self.request_timeout > 0:
@@ -109,5 +136,5 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 _INT_FIELDS = frozenset(
-    {"start_concurrency", "min_concurrency", "max_concurrency", "bucket_burst", "max_attempts"}
+    {"start_concurrency", "min_concurrency", "max_concurrency", "bucket_burst", "max_attempts", "small_batch"}
 )

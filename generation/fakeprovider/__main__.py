@@ -1,6 +1,6 @@
 """Run the fake provider server standalone:
 
-    python -m generation.fakeprovider --port 8765 --rpm 20 --latency 2
+    python -m generation.fakeprovider --port 8765 --rpm 20 --latency 2 [--omit retry_after]
 
 Then point a provider at http://127.0.0.1:8765 (Gemini: http://127.0.0.1:8765/v1beta) and change the
 behaviour at run time with POST /_fake/config; GET /_fake/requests lists what arrived.
@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import signal
 
-from generation.fakeprovider.config import FAULTS, FakeConfig, Latency
+from generation.fakeprovider.config import FAULTS, OMITTABLE, FakeConfig, Latency
 from generation.fakeprovider.server import FakeProviderServer
 
 
@@ -43,6 +43,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-key", default=None, help="the only key accepted (default: any)")
     parser.add_argument("--safety-word", action="append", default=None)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--omit",
+        action="append",
+        default=[],
+        metavar="[FLAVOR:]WHAT",
+        help=f"keep quiet about WHAT ({', '.join(OMITTABLE)}), for every flavor or one "
+        "(e.g. --omit retry_after --omit gemini:rate_headers); repeatable",
+    )
     return parser.parse_args(argv)
 
 
@@ -53,6 +61,9 @@ def config_from(args: argparse.Namespace) -> FakeConfig:
         if name not in FAULTS:
             raise SystemExit(f"unknown fault {name!r}; choose from {', '.join(FAULTS)}")
         faults[name] = float(rate or 0.1)
+    for item in args.omit:
+        if item.rpartition(":")[2] not in OMITTABLE:
+            raise SystemExit(f"unknown --omit {item!r}; choose from {', '.join(OMITTABLE)}")
     config = FakeConfig(
         latency=Latency(kind=args.latency_kind, seconds=args.latency, sigma=args.sigma),
         time_scale=args.time_scale,
@@ -62,6 +73,7 @@ def config_from(args: argparse.Namespace) -> FakeConfig:
         faults=faults,
         api_key=args.api_key,
         seed=args.seed,
+        omit=list(args.omit),
     )
     if args.safety_word is not None:
         config.safety_words = args.safety_word

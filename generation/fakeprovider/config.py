@@ -22,6 +22,11 @@ FAULTS = (
     "truncated_image",  # 200, valid base64 of a PNG cut in half
 )
 BODY_FAULTS = frozenset({"truncated", "not_image", "bad_base64", "truncated_image"})
+# What the server can keep to itself, as gateways that say nothing about their quota do:
+OMITTABLE = (
+    "retry_after",  # Retry-After and retry-after-ms, Gemini's RetryInfo, "try again in" in messages
+    "rate_headers",  # x-ratelimit-* headers and the limit in error messages (Gemini's quotaValue)
+)
 
 
 @dataclass
@@ -59,6 +64,12 @@ class FakeConfig:
     gemini_block_style: str = "finish_reason"  # or "prompt_feedback": how Gemini reports safety blocks
     gemini_snake_case: bool = False  # answer with inline_data/mime_type instead of inlineData/mimeType
     seed: int | None = None  # seeds latency and fault sampling for reproducible runs
+    # What to keep quiet about: OMITTABLE names, for every flavor, or "flavor:name" for one
+    # ("gemini:retry_after" drops RetryInfo for Gemini only).
+    omit: list[str] = field(default_factory=list)
+
+    def omits(self, what: str, flavor: str) -> bool:
+        return what in self.omit or f"{flavor}:{what}" in self.omit
 
     def scaled(self, seconds: float) -> float:
         return seconds * self.time_scale
@@ -72,6 +83,10 @@ class FakeConfig:
         bad = set(changes.get("faults") or {}) | set(changes.get("fail_next") or [])
         if bad - set(FAULTS):
             raise ValueError(f"unknown faults: {', '.join(sorted(bad - set(FAULTS)))}")
+        bad_omit = {item.rpartition(":")[2] for item in changes.get("omit") or []} - set(OMITTABLE)
+        if bad_omit:
+            known = ", ".join(OMITTABLE)
+            raise ValueError(f"unknown omit names: {', '.join(sorted(bad_omit))}; known: {known}")
         for name, value in changes.items():
             if name == "latency" and isinstance(value, dict):
                 value = Latency(**{**dataclasses.asdict(self.latency), **value})

@@ -95,8 +95,9 @@ class GeminiStyle(Style):
                     }
                 ],
             },
-            {"@type": _RPC + "RetryInfo", "retryDelay": _google_duration(verdict.retry_after or 0.0)},
         ]
+        if verdict.retry_after is not None:
+            details.append({"@type": _RPC + "RetryInfo", "retryDelay": _google_duration(verdict.retry_after)})
         return _error(429, message, details)
 
     def server_error(self, status: int) -> web.Response:

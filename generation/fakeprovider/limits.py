@@ -3,6 +3,7 @@ concurrency cap, each per provider and key, as real APIs count them per credenti
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -27,6 +28,15 @@ class Verdict:
     limit: int | None = None
     remaining: int | None = None
     reset: float | None = None  # seconds until the oldest request leaves the window
+
+
+def told(verdict: Verdict, config: FakeConfig, flavor: str) -> Verdict:
+    """The verdict as the server tells it: without what the config omits for this flavor."""
+    if config.omits("retry_after", flavor):
+        verdict = dataclasses.replace(verdict, retry_after=None)
+    if config.omits("rate_headers", flavor):
+        verdict = dataclasses.replace(verdict, limit=None, remaining=None, reset=None)
+    return verdict
 
 
 class Limits:

@@ -59,10 +59,12 @@ class OpenAIStyle(Style):
         if verdict.outcome == "concurrency":
             message = "Too many concurrent requests. Please slow down."
         else:
-            message = (
-                f"Rate limit reached for gpt-image-1 on requests per min (RPM): Limit {verdict.limit}, "
-                f"Used {verdict.limit}, Requested 1. Please try again in {verdict.retry_after or 0:.3f}s."
-            )
+            message = "Rate limit reached for gpt-image-1 on requests per min (RPM)"
+            if verdict.limit is not None:
+                message += f": Limit {verdict.limit}, Used {verdict.limit}, Requested 1"
+            message += "."
+            if verdict.retry_after is not None:
+                message += f" Please try again in {verdict.retry_after:.3f}s."
         return _error(message, kind="requests", code="rate_limit_exceeded", status=429, **headers)
 
     def server_error(self, status: int) -> web.Response:

@@ -20,7 +20,7 @@ from aiohttp import web
 from generation.fakeprovider import a1111_api, comfyui_api, gemini_api, openai_api
 from generation.fakeprovider.config import FakeConfig
 from generation.fakeprovider.images import make_png
-from generation.fakeprovider.limits import Limits, Verdict, pick_fault
+from generation.fakeprovider.limits import Limits, Verdict, pick_fault, told
 from generation.fakeprovider.recorder import FilePart, RecordedRequest, Recorder
 from generation.fakeprovider.styles import LATENCY, RECORD, SERVER, Style, html_error
 
@@ -95,7 +95,7 @@ class FakeProviderServer:
         if not admit:
             return _done(record, *await work(None))
         key = style.credential(request)
-        verdict = self.limits.admit(style.name, key)
+        verdict = told(self.limits.admit(style.name, key), self.config, style.name)
         if verdict.outcome != "ok":
             return _done(record, verdict.outcome, style.quota_error(verdict))
         try:

@@ -149,9 +149,5 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def generate(self, request: ImageRequest) -> ImageResult: ...
 
-    async def prepare_reference(self, reference: Reference) -> Reference:
-        """Hook for APIs that upload a reference once and reuse a handle; the default sends bytes."""
-        return reference
-
     async def aclose(self) -> None:
         return None

@@ -48,7 +48,7 @@ def make_client(
     *,
     read_timeout: float = READ_TIMEOUT,
     connect_timeout: float = CONNECT_TIMEOUT,
-    max_connections: int = 64,
+    max_connections: int = 128,  # the engine's default concurrency ceiling
     max_keepalive: int = 16,
 ) -> httpx.AsyncClient:
     """The one way providers build a client: HTTP/1.1 with keep-alive and bounded pools.

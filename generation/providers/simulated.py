@@ -60,7 +60,8 @@ class SimSettings:
     seed: int = 0
     max_concurrent: int | None = None  # 429 beyond this many requests in flight
     concurrency_retry_after: float = 1.0
-    requests_per_minute: int | None = None  # rolling 60 s window
+    requests_per_minute: int | None = None  # per rolling window of window_seconds
+    window_seconds: float = WINDOW_SECONDS
     rejected_count: bool = False  # 429s count against the window too (OpenAI's do)
     send_rate_headers: bool = False  # report the limit as x-ratelimit-* headers would
     send_retry_after: bool = True
@@ -143,7 +144,8 @@ class SimulatedProvider(Provider):
         limit = settings.requests_per_minute
         if limit is not None and len(self._window) >= limit:
             # Seconds until enough of the window's sends expire to leave one slot free.
-            retry_after = max(0.001, self._window[len(self._window) - limit] + WINDOW_SECONDS - now)
+            frees = self._window[len(self._window) - limit] + settings.window_seconds
+            retry_after = max(0.001, frees - now)
             return self._reject(request, now, "rate_limited", self._quota_error("Rate limit", retry_after))
         if settings.max_concurrent is not None and self.in_flight >= settings.max_concurrent:
             error = self._quota_error("Too many concurrent requests", settings.concurrency_retry_after)
@@ -204,7 +206,7 @@ class SimulatedProvider(Provider):
         return rng.lognormvariate(mu, self.settings.latency_sigma)
 
     def _expire(self, now: float) -> None:
-        while self._window and now - self._window[0] >= WINDOW_SECONDS:
+        while self._window and now - self._window[0] >= self.settings.window_seconds:
             self._window.popleft()
 
     def _mark(self, index: int, outcome: str) -> None:

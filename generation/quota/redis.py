@@ -28,7 +28,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from generation.engine.clock import Clock, LoopClock
-from generation.engine.limiter import MIN_WAIT, WINDOW_SECONDS, SlidingWindowLimiter
+from generation.engine.limiter import MIN_WAIT, WINDOW_SECONDS, FairShares, SlidingWindowLimiter
 from generation.providers.base import RateLimit
 
 logger = logging.getLogger("generation.limiter")
@@ -82,8 +82,10 @@ return 1
 """
 
 
-class RedisLimiter:
+class RedisLimiter(FairShares):
     """The Limiter protocol over Redis, for one credential.
+
+    Fair shares (join/leave/runs) count the runs of this process only, for now.
 
     `window` is the quota's window; with `burst`, the quota is a token bucket instead, paced as `burst`
     sends per the time the bucket takes to refill them.
@@ -100,6 +102,7 @@ class RedisLimiter:
         margin: float = MARGIN_SECONDS,
         clock: Clock | None = None,
     ) -> None:
+        super().__init__()
         self.url = url
         self.window = float(window)
         self.burst = burst

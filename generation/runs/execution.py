@@ -220,7 +220,7 @@ class RunExecution:
             StopReason.COMPLETED: BatchRun.Status.COMPLETED,
             StopReason.STOPPED: BatchRun.Status.STOPPED,
         }.get(result.stop_reason, BatchRun.Status.FAILED)
-        keys = {*result.succeeded, *result.failed, *result.interrupted, *result.not_attempted}
+        keys = {job.key for job in self.recorder.plan.jobs}
         removed = self.target.removed(keys)
         run.removed = len(removed)
         run.succeeded = carried.succeeded + self.target.count(set(result.succeeded) - removed)

@@ -9,7 +9,8 @@ from typing import Any
 
 from generation.engine.config import EngineConfig
 from generation.engine.hooks import Hooks
-from generation.engine.jobs import Job, StopReason
+from generation.engine.jobs import Job, RunResult, StopReason
+from generation.engine.profile import CredentialProfile
 from generation.engine.scheduler import Scheduler
 from generation.providers.base import ImageRequest, ImageResult, Provider, ProviderError, QuotaError
 
@@ -27,8 +28,24 @@ def make_jobs(count: int, *, words: str = "a lighthouse at dusk") -> list[Job]:
     ]
 
 
-def make_scheduler(provider: Provider, hooks: Hooks | None = None, **config: Any) -> Scheduler:
-    return Scheduler(provider, config=EngineConfig(**config), hooks=hooks, rng=random.Random(1))
+def make_scheduler(
+    provider: Provider, hooks: Hooks | None = None, *, profile: CredentialProfile | None = None, **config: Any
+) -> Scheduler:
+    return Scheduler(
+        provider, config=EngineConfig(**config), hooks=hooks, rng=random.Random(1), profile=profile
+    )
+
+
+def unfinished(result: RunResult, jobs: list[Job]) -> list[Hashable]:
+    """Keys sent in the run but neither succeeded nor failed (resumable, as never-sent ones are)."""
+    done = {*result.succeeded, *result.failed, *result.not_attempted}
+    return [job.key for job in jobs if job.key not in done]
+
+
+def resumable(result: RunResult, jobs: list[Job]) -> list[Job]:
+    """The jobs a later run should resume, in their original order."""
+    finished = {*result.succeeded, *result.failed}
+    return [job for job in jobs if job.key not in finished]
 
 
 async def stop_at(scheduler: Scheduler, at: float) -> None:

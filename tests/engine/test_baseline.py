@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from generation.engine.baseline import run_baseline
+from bench.baseline import run_baseline
 from generation.providers.simulated import SimulatedProvider
 from tests.engine.helpers import make_jobs
 

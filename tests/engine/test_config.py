@@ -10,7 +10,9 @@ from generation.engine.config import EngineConfig
 def test_the_defaults_match_the_product_issue():
     config = EngineConfig()
 
-    assert (config.start_concurrency, config.min_concurrency, config.max_concurrency) == (5, 1, 16)
+    # max_concurrency is a safety ceiling since issue 13 (it was the working point, 16, before).
+    assert (config.start_concurrency, config.min_concurrency, config.max_concurrency) == (5, 1, 128)
+    assert (config.small_batch, config.rate_window_seconds) == (20, 60.0)
     assert config.requests_per_minute is None
     assert config.limiter == "window"
     assert (config.max_attempts, config.backoff_base) == (3, 2.0)

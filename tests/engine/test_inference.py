@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
+
 from generation.engine.inference import WindowInference
+from generation.providers.simulated import SimulatedProvider
+from tests.engine.helpers import make_jobs, make_scheduler
 
 
 def window_with_sends(times: list[float]) -> tuple[WindowInference, list[int]]:
@@ -38,3 +44,39 @@ def test_a_window_smaller_than_one_already_accepted_is_ignored():
 
     # 2 held at 62 with "retry in 59 s" matches a window of 2, but 4 were once accepted in a minute.
     assert window.infer(numbers[-1], retry_after=59.0) is None
+
+
+def test_a_silent_429_after_sends_that_ended_gives_the_count_the_window_held():
+    window, numbers = window_with_sends([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    # Five accepted, two of them still running, then the sixth refused with nothing said.
+    assert window.infer_hidden(numbers[-1], level=3, refused_level=math.inf) is None  # could be a cap
+    assert window.infer_hidden(numbers[-1], level=1, refused_level=math.inf) == 5
+    assert window.infer_hidden(numbers[-1], level=3, refused_level=6) == 5
+
+
+def test_a_silent_429_a_concurrency_cap_explains_infers_nothing():
+    window, numbers = window_with_sends([0.0, 0.0, 0.0, 0.0])
+    # Three in flight, all of the window's sends: a cap of 3 says the same as a window of 3.
+    assert window.infer_hidden(numbers[-1], level=4, refused_level=math.inf) is None
+
+
+def test_refused_sends_count_only_as_far_as_the_window_accepted_after_them():
+    window, numbers = window_with_sends([0.0, 0.0, 0.0, 1.0, 1.0, 2.0])
+    window.refused(numbers[3])
+    window.refused(numbers[4])
+    # Three accepted at 0, two refused at 1: the limit is 3 (held when the last accepted went), not 5.
+    assert window.infer_hidden(numbers[-1], level=1, refused_level=4) == 3
+
+
+@pytest.mark.looptime
+async def test_the_scheduler_infers_a_silent_rolling_window_instead_of_blind_waits():
+    provider = SimulatedProvider(
+        latency=2.0, requests_per_minute=10, send_retry_after=False, rejected_count=True
+    )
+    result = await make_scheduler(provider).run(make_jobs(40))
+
+    assert len(result.succeeded) == 40
+    assert result.profile.rate == 10
+    assert result.quota_errors <= 10  # the slow-start wave that found the limit, and no more
+    # Ideal: 10 a minute from t=0, the last at 180 + 2 s; blind 15 s doublings took far longer.
+    assert result.elapsed <= 182.0 + 5.0

@@ -7,7 +7,7 @@ import pytest
 from generation.engine.jobs import StopReason
 from generation.providers.base import QuotaError
 from generation.providers.simulated import SimulatedProvider
-from tests.engine.helpers import RecordingHooks, ScriptedProvider, make_jobs, make_scheduler
+from tests.engine.helpers import RecordingHooks, ScriptedProvider, make_jobs, make_scheduler, unfinished
 
 pytestmark = pytest.mark.looptime
 
@@ -31,7 +31,7 @@ async def test_a_quota_error_with_retry_after_pauses_dispatch_that_long():
 async def test_a_rolling_window_quota_is_learned_from_the_retry_after_of_its_first_429():
     provider = SimulatedProvider(latency=1.0, requests_per_minute=2, rejected_count=True)
     hooks = RecordingHooks()
-    result = await make_scheduler(provider, hooks, start_concurrency=3).run(make_jobs(7))
+    result = await make_scheduler(provider, hooks, start_concurrency=3, small_batch=0).run(make_jobs(7))
 
     # Scene 3 is refused at t=0 with "retry in 60 s", which is what our own send log predicts for R=2;
     # from then on the scheduler sends 2 a minute (once the 0.2 s the refusal took has passed).
@@ -41,8 +41,14 @@ async def test_a_rolling_window_quota_is_learned_from_the_retry_after_of_its_fir
     assert last_sends == pytest.approx([60.2, 60.2, 120.2, 120.2, 180.2])
 
 
+# A quota error that says nothing and that no rolling window explains (nothing else was accepted), so
+# the scheduler cannot infer the rate and falls back to waiting. Since issue 13 a rolling window's
+# silent 429s are inferred instead (test_inference.py); these used SimulatedProvider(rpm=1) before.
+UNEXPLAINED = {"Scene 1: a lighthouse at dusk": [QuotaError("429"), QuotaError("429"), QuotaError("429")]}
+
+
 async def test_a_quota_error_without_retry_after_waits_15s_then_doubles():
-    provider = SimulatedProvider(latency=1.0, requests_per_minute=1, send_retry_after=False)
+    provider = ScriptedProvider(UNEXPLAINED)
     hooks = RecordingHooks()
     result = await make_scheduler(provider, hooks, jitter=0.0, **ONE_AT_A_TIME).run(make_jobs(2))
 
@@ -55,7 +61,7 @@ async def test_a_quota_error_without_retry_after_waits_15s_then_doubles():
 
 
 async def test_the_default_quota_wait_is_jittered_around_15s():
-    provider = SimulatedProvider(latency=1.0, requests_per_minute=1, send_retry_after=False)
+    provider = ScriptedProvider(UNEXPLAINED)
     hooks = RecordingHooks()
     await make_scheduler(provider, hooks, jitter=0.2, **ONE_AT_A_TIME).run(make_jobs(2))
 
@@ -89,27 +95,31 @@ async def test_a_wave_of_429s_from_requests_sent_together_pauses_once():
 async def test_a_daily_quota_error_ends_the_run_at_once():
     provider = SimulatedProvider(latency=1.0, daily_quota=3)
     hooks = RecordingHooks()
-    result = await make_scheduler(provider, hooks, start_concurrency=5).run(make_jobs(8))
+    jobs = make_jobs(8)
+    result = await make_scheduler(provider, hooks, start_concurrency=5, small_batch=0).run(jobs)
 
     assert result.stop_reason == StopReason.DAILY_QUOTA
     assert "daily" in result.stop_message.lower()
     assert hooks.of("quota_wait") == []
     assert result.succeeded == [1, 2, 3]  # in flight when the quota ran out: kept
-    assert result.interrupted == {4: 0, 5: 0}  # refused: resumable tomorrow, no attempt spent
+    assert unfinished(result, jobs) == [4, 5]  # refused: resumable tomorrow
     assert result.not_attempted == [6, 7, 8]
     assert result.elapsed == pytest.approx(1.0)
 
 
 async def test_quota_waits_past_the_total_budget_end_the_run():
-    provider = SimulatedProvider(latency=1.0, requests_per_minute=1, send_retry_after=False)
+    # Retry-Afters that no rolling window explains (the window would free at 60 s): waited as told.
+    scene_2 = [QuotaError("429", retry_after=15.0), QuotaError("429", retry_after=30.0)]
+    provider = ScriptedProvider({"Scene 2: a lighthouse at dusk": scene_2})
     hooks = RecordingHooks()
     scheduler = make_scheduler(provider, hooks, jitter=0.0, quota_wait_max_total=40.0, **ONE_AT_A_TIME)
-    result = await scheduler.run(make_jobs(3))
+    jobs = make_jobs(3)
+    result = await scheduler.run(jobs)
 
     assert result.stop_reason == StopReason.QUOTA_WAIT_EXCEEDED
     assert "40s" in result.stop_message
     assert [event[0] for event in hooks.of("quota_wait")] == [15.0]  # the 30 s wait would pass 40 s
     assert result.quota_wait_seconds == pytest.approx(15.0)
     assert result.succeeded == [1]
-    assert result.interrupted == {2: 0}
+    assert unfinished(result, jobs) == [2]
     assert result.not_attempted == [3]

@@ -6,10 +6,12 @@ import asyncio
 
 import pytest
 
+from generation.engine.clock import LoopClock
 from generation.engine.jobs import StopReason
+from generation.engine.limiter import SlidingWindowLimiter
 from generation.engine.scheduler import Scheduler
 from generation.providers.simulated import SimulatedProvider
-from tests.engine.helpers import RecordingHooks, make_jobs, make_scheduler, stop_at
+from tests.engine.helpers import RecordingHooks, make_jobs, make_scheduler, resumable, stop_at, unfinished
 
 pytestmark = pytest.mark.looptime
 
@@ -24,12 +26,13 @@ async def run_and_stop_at(scheduler, jobs, at):
 async def test_stop_during_a_quota_wait_ends_the_run_at_once():
     provider = SimulatedProvider(latency=1.0, requests_per_minute=1, send_retry_after=False)
     scheduler = make_scheduler(provider, start_concurrency=1, max_concurrency=1)
-    result = await run_and_stop_at(scheduler, make_jobs(3), at=5.0)
+    jobs = make_jobs(3)
+    result = await run_and_stop_at(scheduler, jobs, at=5.0)
 
     assert result.elapsed == pytest.approx(5.0)
     assert result.stop_reason == StopReason.STOPPED
     assert result.succeeded == [1]
-    assert result.interrupted == {2: 0}
+    assert unfinished(result, jobs) == [2]
     assert result.not_attempted == [3]
 
 
@@ -51,24 +54,24 @@ async def test_the_grace_timeout_cancels_stragglers_and_reports_them_interrupted
     provider = SimulatedProvider(latency=100.0)
     hooks = RecordingHooks()
     scheduler = make_scheduler(provider, hooks, start_concurrency=2, max_concurrency=2, grace_timeout=30.0)
-    result = await run_and_stop_at(scheduler, make_jobs(4), at=5.0)
+    jobs = make_jobs(4)
+    result = await run_and_stop_at(scheduler, jobs, at=5.0)
 
     assert result.elapsed == pytest.approx(35.0)
-    assert result.interrupted == {1: 0, 2: 0}
+    assert unfinished(result, jobs) == [1, 2]
     assert result.not_attempted == [3, 4]
     finished = sorted((key, error) for key, _, error, *_ in hooks.of("finished"))
     assert finished == [(1, "Interrupted"), (2, "Interrupted")]
 
 
-async def test_stop_during_a_backoff_ends_it_at_once_and_keeps_the_failure_count():
+async def test_stop_during_a_backoff_ends_it_at_once():
     provider = SimulatedProvider(latency=1.0, transient_rate=1.0)
     scheduler = make_scheduler(provider, jitter=0.0)
     jobs = make_jobs(1)
     result = await run_and_stop_at(scheduler, jobs, at=2.0)  # failed at 1, backing off until 3
 
     assert result.elapsed == pytest.approx(2.0)
-    assert result.interrupted == {1: 1}
-    assert result.remaining_jobs(jobs)[0].prior_failures == 1
+    assert unfinished(result, jobs) == [1]
 
 
 async def test_a_second_run_over_the_jobs_left_finishes_them():
@@ -77,7 +80,7 @@ async def test_a_second_run_over_the_jobs_left_finishes_them():
     first = await run_and_stop_at(make_scheduler(provider, start_concurrency=2, max_concurrency=2), jobs, 5.0)
     assert first.succeeded == [1, 2]
 
-    second = await make_scheduler(provider).run(first.remaining_jobs(jobs))
+    second = await make_scheduler(provider).run(resumable(first, jobs))
 
     assert second.succeeded == [3, 4, 5, 6, 7, 8, 9, 10]
     assert second.stop_reason == StopReason.COMPLETED
@@ -95,17 +98,12 @@ async def test_stop_before_the_run_leaves_every_job_untouched():
 
 
 async def test_a_broken_limiter_stops_the_run_with_its_error():
-    class BrokenLimiter:
+    class BrokenLimiter(SlidingWindowLimiter):
         async def acquire(self):
             raise ConnectionError("redis is down")
 
-        async def pause_until(self, until):
-            return None
-
-        async def learn(self, rate):
-            return None
-
-    scheduler = Scheduler(SimulatedProvider(latency=1.0), limiter=BrokenLimiter())
+    limiter = BrokenLimiter(LoopClock(), None)
+    scheduler = Scheduler(SimulatedProvider(latency=1.0), limiter=limiter)
     result = await scheduler.run(make_jobs(2))
 
     assert result.stop_reason == StopReason.ERROR

@@ -227,3 +227,45 @@ def test_it_runs_standalone_from_the_command_line():
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+async def test_it_can_keep_retry_after_and_rate_headers_to_itself(fake):
+    fake.configure(rpm=1, omit=["retry_after", "rate_headers"])
+    async with httpx.AsyncClient() as http:
+        accepted = await post(http, fake)
+        rejected = await post(http, fake)
+    assert accepted.status_code == 200 and rejected.status_code == 429
+    for response in (accepted, rejected):
+        assert not [name for name in response.headers if name.startswith(("retry-after", "x-ratelimit"))]
+    message = rejected.json()["error"]["message"]
+    assert "try again" not in message and "Limit" not in message
+
+
+async def test_omissions_apply_per_flavor(fake):
+    fake.configure(rpm=1, omit=["gemini:retry_after"])
+    url = fake.base_url("gemini") + "/models/imagen-4.0-generate-001:predict"
+    body = {"instances": [{"prompt": "p"}], "parameters": {"sampleCount": 1}}
+    async with httpx.AsyncClient(headers={"x-goog-api-key": "k"}) as http:
+        await http.post(url, json=body)
+        error = (await http.post(url, json=body)).json()["error"]
+        await post(http, fake)
+        openai = await post(http, fake)
+    kinds = {d["@type"].rsplit(".", 1)[1] for d in error["details"]}
+    assert "RetryInfo" not in kinds and "QuotaFailure" in kinds
+    assert "retry in" not in error["message"]
+    assert openai.headers["retry-after"] == "60"  # OpenAI still says it
+
+
+def test_the_command_line_takes_omissions():
+    from generation.fakeprovider.__main__ import config_from, parse_args
+
+    config = config_from(parse_args(["--omit", "retry_after", "--omit", "openai:rate_headers"]))
+    assert config.omits("retry_after", "gemini") and config.omits("rate_headers", "openai")
+    assert not config.omits("rate_headers", "gemini")
+    with pytest.raises(SystemExit):
+        config_from(parse_args(["--omit", "everything"]))
+
+
+async def test_an_unknown_omission_is_refused(fake):
+    with pytest.raises(ValueError, match="unknown omit names: secrets"):
+        fake.configure(omit=["secrets"])

@@ -14,10 +14,10 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 from generation.engine.clock import Clock, LoopClock
-from generation.engine.jobs import Job
+from generation.engine.jobs import Counters, Job
 from generation.providers.base import ImageResult, Provider, ProviderError, QuotaError, TransientError
 
-logger = logging.getLogger("generation.engine.baseline")
+logger = logging.getLogger("bench.baseline")
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,16 @@ class BaselineSettings:
 class BaselineResult:
     succeeded: list[Hashable] = field(default_factory=list)
     failed: list[Hashable] = field(default_factory=list)
-    requests: int = 0
-    quota_errors: int = 0
+    counters: Counters = field(default_factory=Counters)
     elapsed: float = 0.0
+
+    @property
+    def requests(self) -> int:
+        return self.counters.requests
+
+    @property
+    def quota_errors(self) -> int:
+        return self.counters.quota_errors
 
 
 async def run_baseline(
@@ -57,6 +64,7 @@ async def run_baseline(
         done = await _run_batch(provider, batch, clock, settings, result)
         result.succeeded.extend(job.key for job in batch if job.key in done)
         result.failed.extend(job.key for job in batch if job.key not in done)
+    result.counters.succeeded, result.counters.failed = len(result.succeeded), len(result.failed)
     result.elapsed = clock.now() - started
     return result
 
@@ -84,11 +92,11 @@ async def _run_scene(
     provider: Provider, job: Job, clock: Clock, settings: BaselineSettings, result: BaselineResult
 ) -> str:
     for attempt in range(1, settings.max_attempts + 1):
-        result.requests += 1
+        result.counters.requests += 1
         try:
             image: ImageResult = await provider.generate(job.request)
         except QuotaError:
-            result.quota_errors += 1
+            result.counters.quota_errors += 1
             return "quota"
         except TransientError as error:
             logger.info("%s attempt %d failed: %s", job.name, attempt, error)
