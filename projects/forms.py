@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth.forms import UserCreationForm
 from django.template.defaultfilters import filesizeformat
 
 from projects.images import validate_reference_image
@@ -154,6 +155,19 @@ class StoryImportForm(forms.Form):
         if not (data.get("text") or "").strip():
             raise forms.ValidationError("Paste a story or choose a file.")
         return data
+
+
+class InvitationForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+    email = forms.EmailField(required=False, help_text="Optional: the link is mailed there if the studio can")
+    days = forms.IntegerField(min_value=1, max_value=30, initial=7, label="Valid for (days)")
+
+
+class InvitationSignupForm(UserCreationForm):
+    """A new account: Django's form, so the password goes through AUTH_PASSWORD_VALIDATORS."""
+
+    class Meta(UserCreationForm.Meta):
+        fields = ("username", "email")
 
 
 class MemberAddForm(forms.Form):

@@ -118,6 +118,40 @@ class Membership(models.Model):
         return ROLE_RANK[self.role] >= ROLE_RANK[needed]
 
 
+class Invitation(models.Model):
+    """A link that lets one person join a project with a role; single use, expiring, revocable."""
+
+    project = models.ForeignKey(Project, models.CASCADE, related_name="invitations")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    email = models.EmailField(blank=True, help_text="Optional: the link is also mailed there")
+    token = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField()
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    accepted = models.DateTimeField(null=True, blank=True)
+    revoked = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"Invitation to {self.project} as {self.role}"
+
+    def state(self, now=None) -> str:
+        now = now or timezone.now()
+        if self.revoked:
+            return "revoked"
+        if self.accepted:
+            return "accepted"
+        return "expired" if self.expires <= now else "open"
+
+    def is_open(self, now=None) -> bool:
+        return self.state(now) == "open"
+
+
 class Character(models.Model):
     project = models.ForeignKey(Project, models.CASCADE, related_name="characters")
     name = models.CharField(max_length=100)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -13,12 +14,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from generation.services import scene_seed_lock
-from projects import characters, pdf, services
+from projects import characters, invitations, pdf, services
 from projects.access import membership_for, projects_for
 from projects.export import NothingToExport, content_disposition
-from projects.forms import ExtraReferenceForm, SceneNotesForm
+from projects.forms import ExtraReferenceForm, InvitationForm, InvitationSignupForm, SceneNotesForm
 from projects.images import harden_file_response
-from projects.models import Character, CharacterReference, Role, Scene
+from projects.models import Character, CharacterReference, Invitation, Role, Scene
 from projects.views import send_image
 
 
@@ -147,3 +148,75 @@ def _number(value: str) -> int | None:
         return None
     number = int(value)
     return number if 0 < number < 2**63 else None
+
+
+@login_required
+def invitation_list(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.OWNER).project
+    form = InvitationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        invitation = invitations.invitation_create(
+            project=project,
+            role=data["role"],
+            email=data["email"] or "",
+            days=data["days"],
+            user=request.user,
+        )
+        url = request.build_absolute_uri(invitations.invitation_path(invitation))
+        mailed = invitations.invitation_send(invitation=invitation, url=url)
+        messages.success(
+            request, "Invitation created" + (f" and mailed to {invitation.email}." if mailed else ".")
+        )
+        return redirect("invitation_list", project.pk)
+    items = [
+        (i, request.build_absolute_uri(invitations.invitation_path(i))) for i in project.invitations.all()
+    ]
+    context = {"project": project, "form": form, "items": items}
+    return render(request, "projects/invitation_list.html", context)
+
+
+@login_required
+@require_POST
+def invitation_revoke(request: HttpRequest, project_id: int, invitation_id: int) -> HttpResponse:
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.OWNER).project
+    invitation = get_object_or_404(Invitation, pk=invitation_id, project=project)
+    invitations.invitation_revoke(invitation=invitation)
+    messages.success(request, "Invitation revoked: its link no longer works.")
+    return redirect("invitation_list", project.pk)
+
+
+def invitation_open(request: HttpRequest, token: str) -> HttpResponse:
+    """The invitation link: sign up, or (signed in) accept. Anyone may open it; only its token admits."""
+    invitation = invitations.open_invitation(token)
+    if invitation is None:
+        return render(request, "projects/invitation_open.html", {"closed": True}, status=404)
+    signed_in = request.user.is_authenticated
+    form = None if signed_in else InvitationSignupForm(request.POST or None)
+    if request.method == "POST":
+        try:
+            if signed_in:
+                invitations.invitation_accept(invitation=invitation, user=request.user)
+            elif form.is_valid():
+                user = invitations.invitation_signup(
+                    invitation=invitation,
+                    username=form.cleaned_data["username"],
+                    password=form.cleaned_data["password1"],
+                    email=form.cleaned_data.get("email") or "",
+                )
+                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            else:
+                raise _FormInvalid
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        except _FormInvalid:
+            pass
+        else:
+            messages.success(request, f"Welcome to “{invitation.project.title}”.")
+            return redirect(invitation.project)
+    context = {"invitation": invitation, "form": form, "closed": False}
+    return render(request, "projects/invitation_open.html", context)
+
+
+class _FormInvalid(Exception):
+    """The sign-up form has errors: show it again with them."""

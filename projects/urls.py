@@ -65,6 +65,13 @@ urlpatterns = [
         studio_views.character_library,
         name="character_library",
     ),
+    path("projects/<int:project_id>/invitations/", studio_views.invitation_list, name="invitation_list"),
+    path(
+        "projects/<int:project_id>/invitations/<int:invitation_id>/revoke/",
+        studio_views.invitation_revoke,
+        name="invitation_revoke",
+    ),
+    path("invite/<str:token>/", studio_views.invitation_open, name="invitation_open"),
     path("projects/<int:project_id>/members/", views.member_list, name="member_list"),
     path("projects/<int:project_id>/members/<int:member_id>/", views.member_update, name="member_update"),
 ]

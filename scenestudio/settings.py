@@ -199,6 +199,11 @@ MEDIA_URL = "/media-not-served/"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "login"
+# Invitations are mailed only when an email backend is configured; the link is always shown to copy.
+EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "studio@localhost")
+INVITATION_EMAIL = bool(env("EMAIL_BACKEND") or env("EMAIL_HOST"))
 LOGIN_REDIRECT_URL = "project_list"
 LOGOUT_REDIRECT_URL = "login"
 
