@@ -295,3 +295,27 @@ def character_save(
     if reference is not None and old_reference:
         character.reference.storage.delete(old_reference)
     return character
+
+
+def scenes_delete(*, project: Project, scene_ids: Sequence[int]) -> int:
+    """Delete several scenes at once; the others close up to stay 1..N. Returns how many went."""
+    with transaction.atomic():
+        _lock(project)
+        chosen = Scene.objects.filter(project=project, pk__in=list(scene_ids))
+        count = chosen.count()
+        chosen.delete()
+        _renumber(project)
+    return count
+
+
+def scenes_move(*, project: Project, scene_ids: Sequence[int], to_position: int) -> None:
+    """Move the selected scenes, kept in their story order, to start at `to_position` (clamped)."""
+    with transaction.atomic():
+        _lock(project)
+        ids = list(Scene.objects.filter(project=project).order_by("position").values_list("pk", flat=True))
+        chosen = [pk for pk in ids if pk in set(scene_ids)]
+        if not chosen:
+            raise ValidationError("Select at least one scene of this project.")
+        rest = [pk for pk in ids if pk not in set(chosen)]
+        index = max(0, min(to_position - 1, len(rest)))
+        _reorder(project=project, ordered_ids=[*rest[:index], *chosen, *rest[index:]])

@@ -13,7 +13,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBad
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from generation.services import scene_seed_lock
+from generation.services import RunRefused, run_start, scene_seed_lock
 from projects import characters, invitations, pdf, services
 from projects.access import membership_for, projects_for
 from projects.export import NothingToExport, content_disposition
@@ -220,3 +220,50 @@ def invitation_open(request: HttpRequest, token: str) -> HttpResponse:
 
 class _FormInvalid(Exception):
     """The sign-up form has errors: show it again with them."""
+
+
+BULK_ACTIONS = ("regenerate", "retry", "delete", "move")
+
+
+@login_required
+@require_POST
+def scenes_bulk(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The grid's multi-select: regenerate, retry, delete or move the selected scenes together."""
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
+    action = request.POST.get("bulk_action", "")
+    ids = [n for n in (_number(v) for v in request.POST.getlist("scenes")) if n is not None]
+    chosen = list(project.scenes.filter(pk__in=ids).order_by("position"))
+    if action not in BULK_ACTIONS:
+        return HttpResponseBadRequest("Unknown action.", content_type="text/plain")
+    if not chosen:
+        messages.error(request, "Select at least one scene first.")
+        return redirect(project)
+    if action == "delete" and request.POST.get("confirm") != "1":
+        # The one confirmation for the whole selection.
+        return render(request, "projects/scenes_bulk_delete.html", {"project": project, "scenes": chosen})
+    try:
+        text = _bulk(project, action, chosen, request)
+    except (ValidationError, RunRefused) as exc:
+        messages.error(request, getattr(exc, "message", None) or " ".join(exc.messages))
+    else:
+        messages.success(request, text)
+    return redirect(project)
+
+
+def _bulk(project, action: str, chosen: list[Scene], request: HttpRequest) -> str:
+    ids = [scene.pk for scene in chosen]
+    if action == "delete":
+        count = services.scenes_delete(project=project, scene_ids=ids)
+        return f"Deleted {count} scenes; the others moved up."
+    if action == "move":
+        target = _number(request.POST.get("to", "")) or 1
+        services.scenes_move(project=project, scene_ids=ids, to_position=target)
+        return f"Moved {len(ids)} scenes to position {target}."
+    if action == "retry":
+        ids = [scene.pk for scene in chosen if scene.status == Scene.Status.FAILED]
+        if not ids:
+            raise ValidationError("None of the selected scenes has failed.")
+    _, created = run_start(
+        project=project, user=request.user, scene_ids=ids, regenerate=action == "regenerate"
+    )
+    return f"Generating {len(ids)} scenes." if created else "A run is already active; showing it."

@@ -19,6 +19,7 @@ urlpatterns = [
         name="project_contact_sheet",
     ),
     path("projects/<int:project_id>/scenes/new/", views.scene_create, name="scene_create"),
+    path("projects/<int:project_id>/scenes/selected/", studio_views.scenes_bulk, name="scenes_bulk"),
     path("projects/<int:project_id>/scenes/<int:scene_id>/", views.scene_edit, name="scene_edit"),
     path("projects/<int:project_id>/scenes/<int:scene_id>/delete/", views.scene_delete, name="scene_delete"),
     path("projects/<int:project_id>/scenes/<int:scene_id>/move/", views.scene_move, name="scene_move"),
