@@ -14,7 +14,7 @@ from generation.runs.services import (
     run_stop,
     scene_version_make_current,
 )
-from generation.runs.variations import scene_seed_lock
+from generation.runs.variations import scene_seed_lock, scene_version_import
 
 __all__ = [
     "RunRefused",
@@ -24,5 +24,6 @@ __all__ = [
     "run_start",
     "run_stop",
     "scene_seed_lock",
+    "scene_version_import",
     "scene_version_make_current",
 ]

@@ -115,6 +115,16 @@ class ExtraReferenceForm(forms.Form):
     label = forms.CharField(max_length=40, required=False, help_text="e.g. profile, full body")
 
 
+class StudioZipImportForm(forms.Form):
+    file = forms.FileField(label="Scene Studio ZIP", help_text="A ZIP made by “Download ZIP”")
+    mode = forms.ChoiceField(
+        choices=[("append", "Add after the existing scenes"), ("replace", "Replace all scenes")],
+        initial="append",
+        widget=forms.RadioSelect,
+        label="Existing scenes",
+    )
+
+
 class StoryImportForm(forms.Form):
     FORMATS = [
         ("auto", "Detect automatically"),

@@ -14,11 +14,18 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from generation.services import RunRefused, run_start, scene_seed_lock
-from projects import characters, invitations, pdf, services
+from projects import characters, invitations, pdf, services, zip_import
 from projects.access import membership_for, projects_for
 from projects.export import NothingToExport, content_disposition
-from projects.forms import ExtraReferenceForm, InvitationForm, InvitationSignupForm, SceneNotesForm
+from projects.forms import (
+    ExtraReferenceForm,
+    InvitationForm,
+    InvitationSignupForm,
+    SceneNotesForm,
+    StudioZipImportForm,
+)
 from projects.images import harden_file_response
+from projects.importers import StoryFormatError
 from projects.models import Character, CharacterReference, Invitation, Role, Scene
 from projects.views import send_image
 
@@ -267,3 +274,21 @@ def _bulk(project, action: str, chosen: list[Scene], request: HttpRequest) -> st
         project=project, user=request.user, scene_ids=ids, regenerate=action == "regenerate"
     )
     return f"Generating {len(ids)} scenes." if created else "A run is already active; showing it."
+
+
+@login_required
+def studio_zip_import(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
+    form = StudioZipImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            scenes = zip_import.studio_zip_import(
+                project=project, upload=form.cleaned_data["file"], mode=form.cleaned_data["mode"]
+            )
+        except (ValidationError, StoryFormatError) as exc:
+            form.add_error(None, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
+        else:
+            with_images = sum(1 for scene in scenes if scene.image)
+            messages.success(request, f"Imported {len(scenes)} scenes ({with_images} with images).")
+            return redirect(project)
+    return render(request, "projects/studio_zip_import.html", {"form": form, "project": project})

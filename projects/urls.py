@@ -11,6 +11,7 @@ urlpatterns = [
     path("projects/<int:project_id>/edit/", views.project_edit, name="project_edit"),
     path("projects/<int:project_id>/delete/", views.project_delete, name="project_delete"),
     path("projects/<int:project_id>/import/", views.story_import, name="story_import"),
+    path("projects/<int:project_id>/import/zip/", studio_views.studio_zip_import, name="studio_zip_import"),
     path("projects/<int:project_id>/export.zip", export_views.project_export_zip, name="project_export_zip"),
     path("projects/<int:project_id>/storyboard.pdf", studio_views.project_pdf, name="project_pdf"),
     path(

@@ -15,6 +15,7 @@ from generation.models import SceneVersion
 from generation.providers.base import Capabilities
 from generation.runs.providers import provider_for
 from generation.runs.references import cut, sha256, slots_for
+from generation.runs.services import scene_version_add
 from projects.models import Character, Project, Scene
 
 NO_SEED = "This image has no recorded seed to keep; generate it again first."
@@ -117,3 +118,27 @@ def version_lineage(*, project_id: int) -> dict[int, list[dict[str, Any]]]:
         version["created"] = version["created"].isoformat()
         lineage[version.pop("scene_id")].append(version)
     return dict(lineage)
+
+
+def scene_version_import(
+    *,
+    scene_id: int,
+    image: str,
+    provider: str,
+    model: str,
+    seed: int | None,
+    prompt: str,
+    reference_hashes: list[str],
+) -> SceneVersion:
+    """A version for an image brought in from an export: what made it, as the export recorded it."""
+    return scene_version_add(
+        scene_id=scene_id,
+        image=image,
+        attempt_id=None,
+        provider=provider,
+        model=model,
+        seed=seed,
+        prompt=prompt,
+        attempts=1,
+        reference_hashes=reference_hashes,
+    )
