@@ -148,3 +148,9 @@ def test_the_scene_page_marks_an_image_whose_reference_changed(client, team, sce
     assert "data-reference-changed" not in client.get(url).content.decode()
     mara.reference.save("m2.png", ContentFile(png_bytes(color="black")), save=True)
     assert "data-reference-changed" in client.get(url).content.decode()
+
+
+def test_a_run_over_all_scenes_can_ask_variations(client, team, scenes):
+    client.force_login(team.editor)
+    client.post(reverse("run_action", args=[team.project.pk, "start"]), {"candidates": "3"})
+    assert BatchRun.objects.get().candidates == 3
