@@ -9,6 +9,7 @@ from generation.runs.selectors import (
     missing_references,
     project_snapshot,
     run_payload,
+    runs_needing_a_worker,
     scene_state,
 )
 from generation.runs.variations import (
@@ -31,6 +32,7 @@ __all__ = [
     "references_changed",
     "references_cut",
     "run_payload",
+    "runs_needing_a_worker",
     "scene_candidates",
     "scene_state",
     "version_lineage",

@@ -80,6 +80,11 @@ INSTALLED_APPS = [
     "projects",
     "generation",
     "channels",
+    # Automation and operations (issue 16): the JSON API, webhooks, health checks and metrics.
+    "ninja",
+    "api",
+    "webhooks",
+    "ops",
 ]
 
 MIDDLEWARE = [
@@ -297,3 +302,30 @@ GENERATION_ENGINE = {
     "request_timeout": env_float("GEN_REQUEST_TIMEOUT", 90.0),
     "rate_window_seconds": GENERATION_RATE_WINDOW_SECONDS,
 }
+
+# --- Automation and operations: the JSON API, webhooks, health checks, metrics ---------------------
+# Requests a minute one API token (or one browser session) may make; the excess gets 429.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600)
+# Webhook URLs on loopback or private networks are refused unless this is on (tests, a private network).
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
+WEBHOOKS_MAX_ATTEMPTS = env_int("WEBHOOKS_MAX_ATTEMPTS", 8)
+# The first retry waits this long, then it doubles (10 s, 20 s, 40 s, ... about 21 minutes in all).
+WEBHOOKS_BACKOFF_SECONDS = env_float("WEBHOOKS_BACKOFF_SECONDS", 10.0)
+WEBHOOKS_TIMEOUT_SECONDS = env_float("WEBHOOKS_TIMEOUT_SECONDS", 10.0)
+WEBHOOKS_POLL_SECONDS = env_float("WEBHOOKS_POLL_SECONDS", 1.0)
+# /metrics answers a request with `Authorization: Bearer <METRICS_TOKEN>`, or one from these networks.
+METRICS_TOKEN = env("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
+# /readyz, when scaled (REDIS_URL set): at least one worker must have scanned within this many seconds.
+WORKER_FRESH_SECONDS = env_float("WORKER_FRESH_SECONDS", 30.0)
+# "json": one JSON object a line on the console (with run, project and scene ids in generation lines).
+LOG_FORMAT = env("LOG_FORMAT", "plain")
+LOGGING["filters"] = {"run_context": {"()": "ops.logs.RunContext"}}
+LOGGING["handlers"]["console"]["filters"] = ["run_context"]
+LOGGING["loggers"]["webhooks"] = {"handlers": ["console"], "level": env("WEBHOOKS_LOG_LEVEL", "INFO")}
+if LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+    }
+    LOGGING["handlers"]["console"]["formatter"] = "json"

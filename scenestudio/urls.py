@@ -15,4 +15,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("projects.urls")),
     path("", include("generation.urls")),
+    path("", include("api.urls")),
+    path("", include("webhooks.urls")),
+    path("", include("ops.urls")),
 ]

@@ -31,6 +31,8 @@ from generation.runs.recorder import Carried, RunRecorder
 from generation.runs.selectors import run_payload
 from generation.runs.services import LEASE_SECONDS, run_claim, run_release_scenes
 from generation.runs.targets import Plan, target_for
+from ops.logs import bind_log_context
+from webhooks.services import webhook_run_finished
 
 
 class Blocked(InvalidRequestError):
@@ -120,6 +122,7 @@ class RunExecution:
         self._scheduling: asyncio.Future[RunResult] | None = None
 
     async def execute(self) -> BatchRun:
+        bind_log_context(run_id=self.run.pk, project_id=self.run.project_id)
         self._loop = asyncio.get_running_loop()
         plan = await database_sync_to_async(self._prepare)()
         await self.recorder.publish("run.started", **run_payload(self.run))
@@ -248,5 +251,6 @@ class RunExecution:
             # The scenes still claimed are exactly the interrupted and never-attempted ones: a scene that
             # succeeded or failed gave its claim up in the hook that recorded it.
             run_release_scenes(run_id=run.pk)
+            webhook_run_finished(run=run, stop_reason=result.stop_reason)
         logger.info("Run %s %s: %s", run.pk, run.status, run.summary)
         return True

@@ -31,6 +31,7 @@ from generation.models import BatchRun, GenerationAttempt
 from generation.providers.base import ImageResult, ProviderError, QuotaError
 from generation.providers.redact import redact
 from generation.runs.targets import Plan, Success, Target, item_payload, target_for
+from ops.logs import bind_log_context
 from projects.models import SkipReason
 
 PROGRESS_WRITE_SECONDS = 1.0
@@ -105,6 +106,8 @@ class RunRecorder(Hooks):
         return False
 
     async def attempt_started(self, job: Job, attempt_no: int) -> None:
+        # The job's own task: its later log lines carry the item's id.
+        bind_log_context(**self.target.attempt_fields(job.key))
         held = await database_sync_to_async(self._attempt_started_sync)(job, attempt_no)
         if held and attempt_no == 1:
             await self.publish(self.target.event("started"), item=item_payload(self.plan, job.key))

@@ -27,6 +27,7 @@ from generation.runs.selectors import active_run, missing_references
 from projects.access import membership_for
 from projects.images import thumbnail_path
 from projects.models import Character, Project, Role, Scene
+from webhooks.services import webhook_run_event, webhook_run_finished
 
 logger = logging.getLogger("generation.services")
 MIN_CANDIDATES, MAX_CANDIDATES = 1, 4
@@ -133,6 +134,7 @@ def _create_run(
             )
             (run.scenes if kind == BatchRun.Kind.SCENES else run.characters).set(items)
             transaction.on_commit(lambda: async_to_sync(wake_worker)(run.pk))
+            transaction.on_commit(lambda: webhook_run_event(run=run, event="run.started"), robust=True)
     except IntegrityError:
         # Lost the race to another start: the database allowed only one active run.
         current = active_run(project)
@@ -160,6 +162,7 @@ def run_stop(*, run: BatchRun) -> BatchRun:
     if run.status == BatchRun.Status.STOPPED and not run.summary:
         run.summary = run.summary_message()
         run.save(update_fields=["summary"])
+        webhook_run_finished(run=run, stop_reason="stopped")
     return run
 
 
@@ -243,6 +246,7 @@ def run_fail(*, run_id: int, reason: str, worker: str | None = None) -> None:
         run.summary = run.summary_message()
         run.save()
         run_release_scenes(run_id=run_id)
+        webhook_run_finished(run=run, stop_reason="error")
 
 
 def run_release_scenes(*, run_id: int) -> None:

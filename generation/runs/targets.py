@@ -27,6 +27,7 @@ from generation.runs.services import scene_version_add, scenes_claim
 from projects.images import detect_image_format
 from projects.models import Character, Scene, SkipReason, character_reference_path, scene_image_path
 from projects.style import Style
+from webhooks.services import webhook_run_event
 
 PORTRAIT_PROMPT = (
     "Character reference portrait of {name}. {description} Full face and figure, plain light background, "
@@ -267,6 +268,7 @@ class SceneTarget(Target):
             candidate=job.key.index if isinstance(job.key, Candidate) else 1,
         )
         Scene.objects.filter(pk=item_of(job.key)).mark_ready(image=success.image, release=self._last(job.key))
+        webhook_run_event(run=self.run, event="scene.ready", scene_id=item_of(job.key))
 
     def record_failure(self, key: Hashable, reason: str) -> None:
         scene_id = item_of(key)
@@ -281,6 +283,7 @@ class SceneTarget(Target):
             if not last:
                 return  # the scene's fate waits for its other candidates
         Scene.objects.filter(pk=scene_id).mark_failed(reason=reason)
+        webhook_run_event(run=self.run, event="scene.failed", scene_id=scene_id)
 
 
 @dataclass(frozen=True)

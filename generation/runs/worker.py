@@ -22,6 +22,8 @@ from channels.worker import Worker
 
 from generation.runs import selectors, services
 from generation.runs.execution import RunExecution, run_execute
+from ops.services import worker_heartbeat
+from webhooks.deliver import webhooks_deliver_forever
 
 logger = logging.getLogger("generation.worker")
 
@@ -103,6 +105,7 @@ class Supervisor:
             try:
                 for run_id in await database_sync_to_async(selectors.runs_needing_a_worker)():
                     self.wake(run_id)
+                await worker_heartbeat(worker=self.worker_id, runs=len(self.executions))
             except Exception:
                 logger.exception("Scanning for runs failed; trying again")
             await asyncio.sleep(SCAN_SECONDS)
@@ -137,8 +140,10 @@ class StudioWorker(Worker):
     async def handle(self) -> None:
         cleanup = asyncio.ensure_future(delete_orphan_media())
         scan = asyncio.ensure_future(supervisor.scan_forever())
+        deliveries = asyncio.ensure_future(webhooks_deliver_forever())
         try:
             await super().handle()
         finally:
             scan.cancel()
             cleanup.cancel()
+            deliveries.cancel()
