@@ -266,4 +266,8 @@ def log_in(page, studio: Studio, username: str) -> None:
 
 
 def wait_connected(page) -> None:
-    page.wait_for_function("document.getElementById('live').dataset.connected === '1'")
+    # A locator wait, not wait_for_function: Playwright re-polls a string predicate with eval, which the
+    # page's CSP refuses whenever the socket is not up at the first look (a heavier page, a busy machine).
+    from playwright.sync_api import expect
+
+    expect(page.locator("#live")).to_have_attribute("data-connected", "1")
