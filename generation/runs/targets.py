@@ -304,11 +304,16 @@ class CharacterTarget(Target):
     def _path(self, filename: str) -> str:
         return character_reference_path(Character(project_id=self.run.project_id), filename)
 
+    def attempt_record(self, key: Hashable) -> dict[str, Any]:
+        return {"prompt": self.prompts[key]} if key in getattr(self, "prompts", {}) else {}
+
     def plan(self, provider: Provider) -> Plan:
         plan = Plan()
+        self.prompts: dict[Hashable, str] = {}
         for character in self.run.characters.order_by("name"):
             plan.labels[character.pk] = character.name
             prompt = PORTRAIT_PROMPT.format(name=character.name, description=character.description or "")
+            self.prompts[character.pk] = prompt
             request = ImageRequest(
                 prompt=prompt,
                 seed=random.randrange(2**31),

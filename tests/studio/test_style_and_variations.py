@@ -176,3 +176,19 @@ async def test_an_unreadable_reference_blocks_the_scene_instead_of_generating_wi
     scene = await database_sync_to_async(Scene.objects.get)(pk=scenes[0].pk)
     assert scene.status == "failed" and "reference image of Gopal" in scene.last_error
     assert (run.succeeded, run.failed) == (1, 1)
+
+
+async def test_a_portrait_attempt_records_the_prompt_it_sent(story, team):
+    project, scenes, gopal = story
+
+    def begin():
+        from projects import services as project_services
+
+        project_services.character_save(project=project, name="Ram", description="a king")
+        run, _ = services.character_run_start(project=project, user=team.editor)
+        return run
+
+    run = await database_sync_to_async(begin)()
+    await execute(run, Spy())
+    attempt = await database_sync_to_async(GenerationAttempt.objects.get)(character__name="Ram")
+    assert attempt.prompt.startswith("Character reference portrait of Ram. a king")
