@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from generation.runs.providers import ProviderStatus, provider_statuses
 from generation.runs.selectors import (
     active_run,
     current_versions,
@@ -22,6 +23,7 @@ from generation.runs.variations import (
 )
 
 __all__ = [
+    "ProviderStatus",
     "active_run",
     "current_reference_hashes",
     "current_versions",
@@ -29,6 +31,7 @@ __all__ = [
     "missing_references",
     "project_capabilities",
     "project_snapshot",
+    "provider_statuses",
     "references_changed",
     "references_cut",
     "run_payload",

@@ -266,8 +266,8 @@ def log_in(page, studio: Studio, username: str) -> None:
 
 
 def wait_connected(page) -> None:
-    # A locator wait, not wait_for_function: Playwright re-polls a string predicate with eval, which the
-    # page's CSP refuses whenever the socket is not up at the first look (a heavier page, a busy machine).
+    # Not wait_for_function with a string: when it has to poll, Playwright evals the string in the page,
+    # which the page's CSP (no 'unsafe-eval') refuses.
     from playwright.sync_api import expect
 
     expect(page.locator("#live")).to_have_attribute("data-connected", "1")
