@@ -290,8 +290,6 @@ class Scene(models.Model):
     # ZIP, sent only through the style's placeholders. One JSON column, not four: every column of Scene
     # shrinks SQLite's bulk-insert batch (999 parameters), and imports keep a constant query count.
     notes = models.JSONField(default=dict, blank=True)
-    # A pinned seed: regenerating keeps the composition where the provider honours seeds.
-    locked_seed = models.BigIntegerField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -322,6 +320,14 @@ class Scene(models.Model):
         """The same in words, or "" when the scene needs generating."""
         code = self.skip_code(regenerate=regenerate)
         return code.label if code else ""
+
+    @property
+    def locked_seed(self) -> int | None:
+        """The pinned seed (SceneSeedLock), or None."""
+        try:
+            return self.seed_lock.seed
+        except SceneSeedLock.DoesNotExist:
+            return None
 
     def note(self, name: str) -> str:
         value = (self.notes or {}).get(name, "")
@@ -380,3 +386,17 @@ class Scene(models.Model):
         error_prompt: a failure not recorded by mark_failed) is not stale; an empty prompt never fails."""
         failed_for = self.error_prompt.strip()
         return self.status == self.Status.FAILED and bool(failed_for) and failed_for != self.prompt.strip()
+
+
+class SceneSeedLock(models.Model):
+    """A scene's pinned seed: regenerating keeps the composition where the provider honours seeds.
+
+    A row of its own, not a Scene column: every Scene column shrinks SQLite's bulk-insert batch (999
+    parameters), and story imports keep a constant query count only while a batch holds 80 scenes."""
+
+    scene = models.OneToOneField(Scene, models.CASCADE, related_name="seed_lock", primary_key=True)
+    seed = models.BigIntegerField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.scene}: seed {self.seed}"

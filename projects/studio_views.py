@@ -56,7 +56,7 @@ def scene_seed(request: HttpRequest, project_id: int, scene_id: int) -> HttpResp
     scene = get_object_or_404(Scene, pk=scene_id, project=project)
     lock = request.POST.get("lock") == "1"
     try:
-        scene_seed_lock(scene=scene, lock=lock)
+        scene = scene_seed_lock(scene=scene, lock=lock)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:

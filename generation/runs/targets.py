@@ -169,7 +169,9 @@ class SceneTarget(Target):
     def plan(self, provider: Provider) -> Plan:
         run = self.run
         scenes = list(
-            run.scenes.order_by("position").prefetch_related("characters", "characters__extra_references")
+            run.scenes.order_by("position")
+            .select_related("seed_lock")
+            .prefetch_related("characters", "characters__extra_references")
         )
         # Scenes this run generated before it was taken over: done, neither skipped nor generated again.
         done = set(SceneVersion.objects.filter(attempt__run=run).values_list("scene_id", flat=True))

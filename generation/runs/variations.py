@@ -16,7 +16,7 @@ from generation.providers.base import Capabilities
 from generation.runs.providers import provider_for
 from generation.runs.references import cut, sha256, slots_for
 from generation.runs.services import scene_version_add
-from projects.models import Character, Project, Scene
+from projects.models import Character, Project, Scene, SceneSeedLock
 
 NO_SEED = "This image has no recorded seed to keep; generate it again first."
 
@@ -50,9 +50,11 @@ def scene_seed_lock(*, scene: Scene, lock: bool) -> Scene:
             raise ValidationError(NO_SEED)
         seed = current.seed
     with transaction.atomic():
-        Scene.objects.filter(pk=scene.pk).update(locked_seed=seed)
-    scene.locked_seed = seed
-    return scene
+        if seed is None:
+            SceneSeedLock.objects.filter(scene=scene).delete()
+        else:
+            SceneSeedLock.objects.update_or_create(scene=scene, defaults={"seed": seed})
+    return Scene.objects.select_related("seed_lock").get(pk=scene.pk)
 
 
 def current_reference_hashes(characters: Iterable[Character]) -> set[str]:

@@ -13,7 +13,7 @@ from generation.models import GenerationAttempt, SceneVersion
 from generation.providers.base import Capabilities
 from generation.runs import services
 from generation.runs.execution import run_execute
-from projects.models import CharacterReference, Scene
+from projects.models import CharacterReference, Scene, SceneSeedLock
 from projects.style import Style, placeholders_in
 from tests.conftest import png_bytes
 from tests.generation.conftest import simulated
@@ -117,7 +117,7 @@ async def test_variations_send_one_request_each_and_keep_every_candidate(story, 
     run = await execute(run, provider)
     assert provider.requests == 3 and run.requests == 3
     assert (run.status, run.succeeded, run.failed) == ("completed", 1, 0)
-    assert run.summary == "Successfully generated all 1 scene!"
+    assert run.summary == "Successfully generated the one scene!"
 
     def versions():
         scene = Scene.objects.get(pk=scenes[0].pk)
@@ -140,7 +140,7 @@ def test_variations_are_between_one_and_four(story, start):
 
 async def test_a_locked_seed_is_sent_again_where_the_provider_honours_seeds(story, start):
     project, scenes, gopal = story
-    await database_sync_to_async(Scene.objects.filter(pk=scenes[1].pk).update)(locked_seed=4242)
+    await database_sync_to_async(SceneSeedLock.objects.create)(scene=scenes[1], seed=4242)
     run = await database_sync_to_async(start)(scene_ids=[scenes[1].pk])
     provider = Spy()
     await execute(run, provider)
