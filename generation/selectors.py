@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from generation.live.events import layer_spans_processes
+from generation.providers import available as provider_names
 from generation.runs.providers import ProviderStatus, provider_statuses
 from generation.runs.selectors import (
     active_run,
@@ -9,6 +11,7 @@ from generation.runs.selectors import (
     latest_run,
     missing_references,
     project_snapshot,
+    project_totals,
     run_payload,
     runs_needing_a_worker,
     scene_state,
@@ -28,9 +31,12 @@ __all__ = [
     "current_reference_hashes",
     "current_versions",
     "latest_run",
+    "layer_spans_processes",
     "missing_references",
     "project_capabilities",
     "project_snapshot",
+    "project_totals",
+    "provider_names",
     "provider_statuses",
     "references_changed",
     "references_cut",

@@ -22,7 +22,7 @@ from generation.engine.jobs import Job
 from generation.models import BatchRun, SceneVersion
 from generation.providers.base import ImageRequest, ImageResult, Provider
 from generation.runs.references import ReferenceReader, ReferenceUnreadable
-from generation.runs.selectors import scenes_claimed
+from generation.runs.selectors import project_totals, scenes_claimed
 from generation.runs.services import scene_version_add, scenes_claim
 from projects.images import detect_image_format
 from projects.models import Character, Scene, SkipReason, character_reference_path, scene_image_path
@@ -100,6 +100,10 @@ class Target:
         """Inside a transaction: whether the item was deleted meanwhile; if not, its row stays locked so
         it cannot vanish before this write commits."""
         return False
+
+    def totals(self) -> dict[str, int] | None:
+        """The project's totals a summary mentions; None where the project's scenes are not the subject."""
+        return None
 
     def removed(self, keys: set[int]) -> set[int]:
         """The run's items deleted while it ran: whatever the engine did with them, nothing is left."""
@@ -236,6 +240,13 @@ class SceneTarget(Target):
     def gone(self, key: Hashable) -> bool:
         # A delete or a replace-import during the run.
         return not Scene.objects.select_for_update().filter(pk=item_of(key)).exists()
+
+    def totals(self) -> dict[str, int] | None:
+        # Only a run that follows earlier ones resumes the project's work; a first run keeps its shapes.
+        earlier = BatchRun.objects.filter(
+            project_id=self.run.project_id, kind=self.run.kind, created__lt=self.run.created
+        )
+        return project_totals(project_id=self.run.project_id) if earlier.exists() else None
 
     def removed(self, keys: set[Hashable]) -> set[Hashable]:
         present = set(Scene.objects.filter(pk__in={item_of(k) for k in keys}).values_list("pk", flat=True))
