@@ -16,19 +16,33 @@ from generation.runs.selectors import (
     runs_needing_a_worker,
     scene_state,
 )
+from generation.runs.variations import (
+    current_reference_hashes,
+    project_capabilities,
+    references_changed,
+    references_cut,
+    scene_candidates,
+    version_lineage,
+)
 
 __all__ = [
     "ProviderStatus",
     "active_run",
+    "current_reference_hashes",
     "current_versions",
     "latest_run",
     "layer_spans_processes",
     "missing_references",
+    "project_capabilities",
     "project_snapshot",
     "project_totals",
     "provider_names",
     "provider_statuses",
+    "references_changed",
+    "references_cut",
     "run_payload",
     "runs_needing_a_worker",
+    "scene_candidates",
     "scene_state",
+    "version_lineage",
 ]

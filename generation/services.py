@@ -22,6 +22,7 @@ from generation.runs.services import (
     run_stop,
     scene_version_make_current,
 )
+from generation.runs.variations import scene_seed_lock, scene_version_import
 
 
 def project_changed_notify(*, project_id: int) -> None:
@@ -54,5 +55,7 @@ __all__ = [
     "run_lease_lapsed",
     "run_start",
     "run_stop",
+    "scene_seed_lock",
+    "scene_version_import",
     "scene_version_make_current",
 ]

@@ -28,6 +28,7 @@ ACTION_MESSAGES = {
     "start_characters": "Generating the missing character references.",
     "retry": "Generating the scene again.",
     "retry_failed": "Retrying every failed scene.",
+    "variations": "Generating variations of the scene.",
     "stop": "Stopping: no new requests; those in flight may still finish.",
 }
 
@@ -44,8 +45,13 @@ def run_action(request: HttpRequest, project_id: int, action: str) -> HttpRespon
     if scene and scene_id is None:
         # The page never sends this: a hand-made request gets a plain answer, not a 500 from int().
         return HttpResponseBadRequest("“scene” must be a scene number.", content_type="text/plain")
+    candidates = _scene_id(request.POST.get("candidates") or "1")
+    if candidates is None:
+        return HttpResponseBadRequest("“candidates” must be a number.", content_type="text/plain")
     try:
-        done = perform_action(project_id=project.pk, user=request.user, action=action, scene_id=scene_id)
+        done = perform_action(
+            project_id=project.pk, user=request.user, action=action, scene_id=scene_id, candidates=candidates
+        )
     except RunRefused as exc:
         messages.error(request, exc.message)
         if exc.missing:
@@ -112,4 +118,6 @@ def version_make_current(
     version = get_object_or_404(SceneVersion, pk=version_id, scene_id=scene_id, scene__project=project)
     scene_version_make_current(version=version)
     messages.success(request, f"Scene {version.scene.position} shows version {version.number} again.")
+    if request.POST.get("next") == "grid":  # picked among the variations on the storyboard
+        return redirect(f"{project.get_absolute_url()}#scene-{scene_id}")
     return redirect("scene_edit", project.pk, scene_id)

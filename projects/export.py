@@ -25,9 +25,11 @@ from django.utils.text import slugify
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from zipstream import ZIP_STORED, ZipStream
 
-from generation.selectors import current_versions
+from generation.selectors import current_versions, version_lineage
 from projects.images import ensure_thumbnail
 from projects.models import Project, Scene, SkipReason
+from projects.notes import NOTE_FIELDS, NOTE_LABELS
+from projects.pngmeta import is_png, png_with_text, text_chunks
 from projects.wording import count_noun
 
 SLUG_MAX = 80
@@ -95,9 +97,15 @@ def scene_rows(project: Project) -> list[Row]:
     for scene_id, name in links.order_by("character__name").values_list("scene_id", "character__name"):
         names.setdefault(scene_id, []).append(name)
     versions = current_versions(project_id=project.pk)
-    fields = ("id", "position", "title", "prompt", "status", "image", "last_error")
+    lineage = version_lineage(project_id=project.pk)
+    fields = ("id", "position", "title", "prompt", "status", "image", "last_error", "notes")
     return [
-        {**scene, "characters": names.get(scene["id"], []), "version": versions.get(scene["id"])}
+        {
+            **scene,
+            "characters": names.get(scene["id"], []),
+            "version": versions.get(scene["id"]),
+            "lineage": lineage.get(scene["id"], []),
+        }
         for scene in project.scenes.order_by("position").values(*fields)
     ]
 
@@ -182,7 +190,13 @@ def _add_image(stream: ZipStream, row: Row) -> bool:
     if path is None:
         return False
     try:
-        stream.add_path(str(path), row["image_file"])
+        # The metadata is a version's: an image no version row describes is copied as it is.
+        if row["version"] is not None and is_png(path):
+            chunks = text_chunks(png_metadata(row))
+            size = path.stat().st_size + len(chunks)
+            stream.add(png_with_text(path, chunks), row["image_file"], size=size)
+        else:
+            stream.add_path(str(path), row["image_file"])
     except FileNotFoundError:  # Deleted since image_path() looked.
         return False
     stream.add(info_text(row), row["info_file"])
@@ -208,6 +222,55 @@ def scene_facts(row: Row) -> dict[str, Any]:
     }
 
 
+def studio_facts(row: Row) -> dict[str, Any]:
+    """What the storyboard adds to a scene's facts: its notes, the style and references of its image,
+    and the lineage of its versions."""
+    current = next((v for v in row.get("lineage", []) if v["number"] == scene_facts(row)["version"]), {})
+    return {
+        "notes": dict(row.get("notes") or {}),
+        "style": current.get("style") or {},
+        "negative_prompt": current.get("negative_prompt") or None,
+        "reference_hashes": current.get("reference_hashes") or [],
+        "candidate": current.get("candidate"),
+        "versions": [
+            {key: v[key] for key in ("number", "candidate", "seed", "provider", "model", "run", "created")}
+            | {"prompt_sent": v["prompt"], "reference_hashes": v["reference_hashes"]}
+            for v in row.get("lineage", [])
+        ],
+    }
+
+
+def png_metadata(row: Row) -> dict[str, object]:
+    facts = scene_facts(row)
+    return {
+        "Title": facts["title"],
+        "Description": facts["prompt_sent"] or facts["prompt"],
+        "scenestudio:scene": facts["number"],
+        "scenestudio:prompt": facts["prompt"],
+        "scenestudio:prompt_sent": facts["prompt_sent"],
+        "scenestudio:seed": facts["seed"],
+        "scenestudio:provider": facts["provider"],
+        "scenestudio:model": facts["model"],
+        "scenestudio:version": facts["version"],
+    }
+
+
+def _studio_lines(row: Row) -> list[str]:
+    extra = studio_facts(row)
+    lines = []
+    style = extra["style"]
+    if style.get("prefix") or style.get("suffix"):
+        lines.append(f"Style: {style.get('prefix', '')} … {style.get('suffix', '')}".strip())
+    if extra["negative_prompt"]:
+        lines.append(f"Negative prompt: {extra['negative_prompt']}")
+    if extra["reference_hashes"]:
+        lines.append(f"References sent (sha256): {', '.join(extra['reference_hashes'])}")
+    for name in NOTE_FIELDS:
+        if extra["notes"].get(name):
+            lines.append(f"{NOTE_LABELS[name]}: {extra['notes'][name]}")
+    return lines
+
+
 def info_text(row: Row) -> str:
     facts = scene_facts(row)
 
@@ -220,8 +283,9 @@ def info_text(row: Row) -> str:
         f"Prompt: {facts['prompt'] or '(empty)'}",
     ]
     if facts["prompt_sent"] and facts["prompt_sent"] != facts["prompt"]:
-        # The scene was edited after this image was made; say what the image was really made from.
+        # The style, or an edit since, changed the words: say what the image was really made from.
         lines.append(f"Prompt sent: {facts['prompt_sent']}")
+    lines += _studio_lines(row)
     lines += [
         f"Characters: {', '.join(facts['characters']) or 'none'}",
         f"Provider: {shown(facts['provider'])}",
@@ -266,6 +330,7 @@ def manifest_json(project: Project, exported: list[Row], missing: list[Row], *, 
     scenes = [
         {
             **scene_facts(row),
+            **studio_facts(row),
             "image_file": row["image_file"],
             "info_file": row["info_file"],
             # The image is older than the scene's last attempt, which failed (None: it did not).

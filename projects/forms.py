@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth.forms import UserCreationForm
 from django.template.defaultfilters import filesizeformat
 
 from generation.selectors import provider_names, provider_statuses
 from projects.images import validate_reference_image
-from projects.models import Character, Project, Role, Scene
+from projects.models import NOTE_FIELDS, NOTE_MAX_LENGTH, Character, Project, Role, Scene
 
 TEST_ONLY_PROVIDERS = frozenset({"simulated", "fake"})
 
@@ -25,9 +26,24 @@ class ProjectSettingsForm(forms.ModelForm):
 
     class Meta:
         model = Project
-        fields = ["title", "description", "provider", "provider_model"]
-        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
-        labels = {"provider_model": "Model"}
+        fields = [
+            "title",
+            "description",
+            "provider",
+            "provider_model",
+            "style_prefix",
+            "style_suffix",
+            "negative_prompt",
+            "aspect_ratio",
+            "size",
+        ]
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 3}),
+            "style_prefix": forms.Textarea(attrs={"rows": 2}),
+            "style_suffix": forms.Textarea(attrs={"rows": 2}),
+            "negative_prompt": forms.Textarea(attrs={"rows": 2}),
+        }
+        labels = {"provider_model": "Model", "style_prefix": "Style before the prompt"}
         help_texts = {"provider_model": "Blank: the provider's default model"}
 
     def __init__(self, *args, **kwargs) -> None:
@@ -54,6 +70,25 @@ class SceneForm(forms.ModelForm):
     def __init__(self, *args, project: Project, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["characters"].queryset = project.characters.all()
+        self.fields.update(note_fields())
+        for name in NOTE_FIELDS:
+            self.initial.setdefault(name, self.instance.note(name))
+
+
+def note_fields() -> dict[str, forms.Field]:
+    fields: dict[str, forms.Field] = {}
+    for name in NOTE_FIELDS:
+        widget = forms.Textarea(attrs={"rows": 2}) if name == "dialogue" else forms.TextInput()
+        fields[name] = forms.CharField(required=False, max_length=NOTE_MAX_LENGTH[name], widget=widget)
+    return fields
+
+
+class SceneNotesForm(forms.Form):
+    """The storyboard notes alone, edited inline on the grid."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields.update(note_fields())
 
 
 class CharacterForm(forms.ModelForm):
@@ -75,6 +110,21 @@ class CharacterForm(forms.ModelForm):
         if clash.exists():
             raise forms.ValidationError("This project already has a character with that name.")
         return name
+
+
+class ExtraReferenceForm(forms.Form):
+    image = forms.FileField(validators=[validate_reference_image], label="Another reference view")
+    label = forms.CharField(max_length=40, required=False, help_text="e.g. profile, full body")
+
+
+class StudioZipImportForm(forms.Form):
+    file = forms.FileField(label="Scene Studio ZIP", help_text="A ZIP made by “Download ZIP”")
+    mode = forms.ChoiceField(
+        choices=[("append", "Add after the existing scenes"), ("replace", "Replace all scenes")],
+        initial="append",
+        widget=forms.RadioSelect,
+        label="Existing scenes",
+    )
 
 
 class StoryImportForm(forms.Form):
@@ -117,6 +167,19 @@ class StoryImportForm(forms.Form):
         if not (data.get("text") or "").strip():
             raise forms.ValidationError("Paste a story or choose a file.")
         return data
+
+
+class InvitationForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+    email = forms.EmailField(required=False, help_text="Optional: the link is mailed there if the studio can")
+    days = forms.IntegerField(min_value=1, max_value=30, initial=7, label="Valid for (days)")
+
+
+class InvitationSignupForm(UserCreationForm):
+    """A new account: Django's form, so the password goes through AUTH_PASSWORD_VALIDATORS."""
+
+    class Meta(UserCreationForm.Meta):
+        fields = ("username", "email")
 
 
 class MemberAddForm(forms.Form):

@@ -10,6 +10,8 @@ Formats:
 - ``numbered``: ``1. text`` / ``2) text`` items or ``Scene N:`` headings; see `_parse_numbered`.
 - ``csv``: a header with a ``prompt`` column, optional ``title`` and ``characters`` columns.
 - ``json``: a list of strings or of objects with ``prompt``, optional ``title`` and ``characters``.
+
+CSV and JSON also read the storyboard notes ``shot``, ``camera``, ``duration`` and ``dialogue``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from projects.mentions import aliases_from_text
+from projects.notes import NOTE_FIELDS, NOTE_MAX_LENGTH
 
 FORMATS = ("auto", "text", "numbered", "csv", "json")
 # A storyboard with more panels than this is almost certainly the wrong file (a log, a data dump), and
@@ -48,6 +51,7 @@ class ParsedScene:
     prompt: str
     title: str = ""
     characters: tuple[str, ...] = ()
+    notes: tuple[tuple[str, str], ...] = ()  # (shot|camera|duration|dialogue, text), filled ones only
 
 
 class StoryFormatError(ValueError):
@@ -78,7 +82,7 @@ def parse_story(text: str, *, fmt: str = "auto", filename: str = "") -> list[Par
 def _check_storable(scene: ParsedScene, number: int) -> None:
     """Refuse what a database column cannot hold: NULs, unpaired surrogates ("\\ud800" in JSON), overlong
     titles and names."""
-    for text in (scene.prompt, scene.title, *scene.characters):
+    for text in (scene.prompt, scene.title, *scene.characters, *(value for _, value in scene.notes)):
         if "\x00" in text:
             raise StoryFormatError(f"Scene {number} contains a NUL character, which cannot be stored")
         try:
@@ -86,6 +90,11 @@ def _check_storable(scene: ParsedScene, number: int) -> None:
         except UnicodeEncodeError:
             message = f"Scene {number} contains an unpaired surrogate (such as \\ud800): not valid text"
             raise StoryFormatError(message) from None
+    for name, value in scene.notes:
+        if len(value) > NOTE_MAX_LENGTH[name]:
+            raise StoryFormatError(
+                f"Scene {number}: {name} may have at most {NOTE_MAX_LENGTH[name]} characters"
+            )
     if len(scene.title) > TITLE_MAX_LENGTH:
         raise StoryFormatError(f"Scene {number}: a title may have at most {TITLE_MAX_LENGTH} characters")
     for name in scene.characters:
@@ -249,7 +258,10 @@ def _csv_scene(row: list[str], columns: dict[str, int]) -> ParsedScene:
         return row[columns[name]].strip() if name in columns else ""
 
     return ParsedScene(
-        prompt=cell("prompt"), title=cell("title"), characters=_split_names(cell("characters"))
+        prompt=cell("prompt"),
+        title=cell("title"),
+        characters=_split_names(cell("characters")),
+        notes=tuple((name, cell(name)) for name in NOTE_FIELDS if cell(name)),
     )
 
 
@@ -295,7 +307,15 @@ def _json_scene(item: Any) -> ParsedScene:
         prompt=_json_text(item, "prompt"),
         title=_json_text(item, "title"),
         characters=_json_characters(item.get("characters")),
+        notes=tuple((name, text) for name in NOTE_FIELDS if (text := _json_note(item, name))),
     )
+
+
+def _json_note(item: dict, key: str) -> str:
+    value = item.get(key)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)  # "duration": 3
+    return _json_text(item, key)
 
 
 def _json_text(item: dict, key: str) -> str:

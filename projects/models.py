@@ -4,6 +4,8 @@ import uuid
 from pathlib import PurePosixPath
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Exists
 from django.db.models.fields.files import ImageFieldFile
@@ -11,6 +13,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from projects.images import SUFFIXES, detect_image_format, validate_new_image_file
+from projects.notes import NOTE_FIELDS, NOTE_LABELS, NOTE_MAX_LENGTH
+from projects.style import ASPECT_SIZES, validate_style_template
+
+ASPECT_CHOICES = [(aspect, aspect) for aspect in ASPECT_SIZES]
 
 
 def _private_path(kind: str, instance: models.Model, filename: str) -> str:
@@ -61,6 +67,23 @@ class Project(models.Model):
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
     provider = models.CharField(max_length=40, blank=True, help_text="Blank: the studio's default provider")
     provider_model = models.CharField(max_length=100, blank=True)
+    # The project style, applied to every scene request (projects/style.py composes and validates it).
+    style_prefix = models.TextField(
+        blank=True,
+        validators=[validate_style_template],
+        help_text="Before every scene prompt; may use {prompt}, {shot}, {camera}, {characters}",
+    )
+    style_suffix = models.TextField(
+        blank=True, validators=[validate_style_template], help_text="After every scene prompt"
+    )
+    negative_prompt = models.TextField(blank=True, help_text="What to avoid, where the provider supports it")
+    aspect_ratio = models.CharField(max_length=8, blank=True, choices=ASPECT_CHOICES, help_text="Blank: 3:2")
+    size = models.CharField(
+        max_length=12,
+        blank=True,
+        validators=[RegexValidator(r"^[1-9][0-9]{2,3}x[1-9][0-9]{2,3}$", "Write the size as WIDTHxHEIGHT.")],
+        help_text="WIDTHxHEIGHT; blank: the aspect ratio's default size",
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -95,6 +118,40 @@ class Membership(models.Model):
         return ROLE_RANK[self.role] >= ROLE_RANK[needed]
 
 
+class Invitation(models.Model):
+    """A link that lets one person join a project with a role; single use, expiring, revocable."""
+
+    project = models.ForeignKey(Project, models.CASCADE, related_name="invitations")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    email = models.EmailField(blank=True, help_text="Optional: the link is also mailed there")
+    token = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField()
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    accepted = models.DateTimeField(null=True, blank=True)
+    revoked = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"Invitation to {self.project} as {self.role}"
+
+    def state(self, now=None) -> str:
+        now = now or timezone.now()
+        if self.revoked:
+            return "revoked"
+        if self.accepted:
+            return "accepted"
+        return "expired" if self.expires <= now else "open"
+
+    def is_open(self, now=None) -> bool:
+        return self.state(now) == "open"
+
+
 class Character(models.Model):
     project = models.ForeignKey(Project, models.CASCADE, related_name="characters")
     name = models.CharField(max_length=100)
@@ -118,6 +175,45 @@ class Character(models.Model):
 
     def has_reference(self) -> bool:
         return bool(self.reference)
+
+    def reference_files(self) -> list[ImageFieldFile]:
+        """Every reference image in the order requests send them: `reference` first (the main one),
+        then the extra views by position."""
+        files = [self.reference] if self.reference else []
+        return files + [extra.image for extra in self.extra_references.all() if extra.image]
+
+
+def extra_reference_path(instance: CharacterReference, filename: str) -> str:
+    return _private_path("characters", Character(project_id=instance.character.project_id), filename)
+
+
+class CharacterReference(models.Model):
+    """A further view of a character (profile, full body…) sent after its main reference."""
+
+    character = models.ForeignKey(Character, models.CASCADE, related_name="extra_references")
+    image = PrivateImageField(upload_to=extra_reference_path)
+    label = models.CharField(max_length=40, blank=True, help_text="e.g. profile, full body")
+    position = models.PositiveSmallIntegerField(default=1)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["character", "position", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.character} ({self.label or self.position})"
+
+
+def clean_notes(values: dict[str, object]) -> dict[str, str]:
+    """Only the known notes, as stripped text within their lengths; empty ones left out."""
+    notes = {}
+    for name in NOTE_FIELDS:
+        value = values.get(name)
+        text = "" if value is None else str(value).strip()
+        if len(text) > NOTE_MAX_LENGTH[name]:
+            raise ValidationError(f"The {name} note is longer than {NOTE_MAX_LENGTH[name]} characters.")
+        if text:
+            notes[name] = text
+    return notes
 
 
 class SkipReason(models.TextChoices):
@@ -194,6 +290,10 @@ class Scene(models.Model):
     # The run that holds this scene; set and cleared by conditional updates so two runs never share a scene.
     claimed_by = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)
     characters = models.ManyToManyField(Character, blank=True, related_name="scenes")
+    # Storyboard notes (NOTE_FIELDS: shot, camera, dialogue, duration), shown on the contact sheet, PDF and
+    # ZIP, sent only through the style's placeholders. One JSON column, not four: every column of Scene
+    # shrinks SQLite's bulk-insert batch (999 parameters), and imports keep a constant query count.
+    notes = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -224,6 +324,39 @@ class Scene(models.Model):
         """The same in words, or "" when the scene needs generating."""
         code = self.skip_code(regenerate=regenerate)
         return code.label if code else ""
+
+    @property
+    def locked_seed(self) -> int | None:
+        """The pinned seed (SceneSeedLock), or None."""
+        try:
+            return self.seed_lock.seed
+        except SceneSeedLock.DoesNotExist:
+            return None
+
+    def note(self, name: str) -> str:
+        value = (self.notes or {}).get(name, "")
+        return value if isinstance(value, str) else str(value)
+
+    @property
+    def shot(self) -> str:
+        return self.note("shot")
+
+    @property
+    def camera(self) -> str:
+        return self.note("camera")
+
+    @property
+    def dialogue(self) -> str:
+        return self.note("dialogue")
+
+    @property
+    def duration(self) -> str:
+        return self.note("duration")
+
+    def note_items(self) -> list[tuple[str, str]]:
+        """The storyboard notes that are filled in, labelled, in reading order."""
+        pairs = [(NOTE_LABELS[name], self.note(name).strip()) for name in NOTE_FIELDS]
+        return [(label, value) for label, value in pairs if value]
 
     def excerpt(self, length: int = 120) -> str:
         """The prompt on one line, at most `length` characters, cut at a word boundary."""
@@ -257,3 +390,17 @@ class Scene(models.Model):
         error_prompt: a failure not recorded by mark_failed) is not stale; an empty prompt never fails."""
         failed_for = self.error_prompt.strip()
         return self.status == self.Status.FAILED and bool(failed_for) and failed_for != self.prompt.strip()
+
+
+class SceneSeedLock(models.Model):
+    """A scene's pinned seed: regenerating keeps the composition where the provider honours seeds.
+
+    A row of its own, not a Scene column: every Scene column shrinks SQLite's bulk-insert batch (999
+    parameters), and story imports keep a constant query count only while a batch holds 80 scenes."""
+
+    scene = models.OneToOneField(Scene, models.CASCADE, related_name="seed_lock", primary_key=True)
+    seed = models.BigIntegerField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.scene}: seed {self.seed}"

@@ -16,7 +16,7 @@ from django.utils import timezone
 from generation.services import project_changed_notify
 from projects.importers import ParsedScene, parse_story
 from projects.mentions import MentionFinder, find_mentions
-from projects.models import Character, Membership, Project, Role, Scene
+from projects.models import Character, Membership, Project, Role, Scene, clean_notes
 from projects.wording import count_noun, listing
 
 SCENE_GONE = "That scene was deleted meanwhile (by someone else, or by an import); nothing was changed."
@@ -111,6 +111,15 @@ def scene_update(
     return scene
 
 
+def scene_notes_update(*, scene: Scene, notes: dict[str, object]) -> Scene:
+    """Storyboard notes only: no status or prompt change, so a run in progress is not disturbed."""
+    cleaned = clean_notes(notes)
+    if not Scene.objects.filter(pk=scene.pk).update(updated=timezone.now(), notes=cleaned):
+        raise ValidationError(SCENE_GONE)
+    scene.notes = cleaned
+    return scene
+
+
 def scene_delete(*, scene: Scene) -> None:
     with transaction.atomic():
         _lock(scene.project)
@@ -199,7 +208,13 @@ def story_import_outcome(
             project.scenes.all().delete()
         start = project.next_position()
         scenes = Scene.objects.bulk_create(
-            Scene(project=project, position=start + i, prompt=item.prompt, title=item.title)
+            Scene(
+                project=project,
+                position=start + i,
+                prompt=item.prompt,
+                title=item.title,
+                notes=dict(item.notes),
+            )
             for i, item in enumerate(parsed)
         )
         created = Character.objects.bulk_create(Character(project=project, name=name) for name in new_names)
@@ -340,3 +355,28 @@ def character_save(
 def character_delete(*, character: Character) -> None:
     character.delete()
     project_changed_notify(project_id=character.project_id)
+
+
+def scenes_delete(*, project: Project, scene_ids: Sequence[int]) -> int:
+    """Delete several scenes at once; the others close up to stay 1..N. Returns how many went."""
+    with transaction.atomic():
+        _lock(project)
+        chosen = Scene.objects.filter(project=project, pk__in=list(scene_ids))
+        count = chosen.count()
+        chosen.delete()
+        _renumber(project)
+        project_changed_notify(project_id=project.pk)
+    return count
+
+
+def scenes_move(*, project: Project, scene_ids: Sequence[int], to_position: int) -> None:
+    """Move the selected scenes, kept in their story order, to start at `to_position` (clamped)."""
+    with transaction.atomic():
+        _lock(project)
+        ids = list(Scene.objects.filter(project=project).order_by("position").values_list("pk", flat=True))
+        chosen = [pk for pk in ids if pk in set(scene_ids)]
+        if not chosen:
+            raise ValidationError("Select at least one scene of this project.")
+        rest = [pk for pk in ids if pk not in set(chosen)]
+        index = max(0, min(to_position - 1, len(rest)))
+        _reorder(project=project, ordered_ids=[*rest[:index], *chosen, *rest[index:]])

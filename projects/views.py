@@ -12,7 +12,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from generation.selectors import latest_run, layer_spans_processes, project_snapshot, project_totals
+from generation.selectors import (
+    current_reference_hashes,
+    latest_run,
+    layer_spans_processes,
+    project_capabilities,
+    project_snapshot,
+    project_totals,
+    references_changed,
+    references_cut,
+    scene_candidates,
+)
 from generation.services import missing_references
 from projects import services
 from projects.access import membership_for
@@ -27,7 +37,8 @@ from projects.forms import (
 )
 from projects.images import send_image
 from projects.importers import StoryFormatError
-from projects.models import Character, Membership, Project, Role, Scene
+from projects.models import NOTE_FIELDS, Character, Membership, Project, Role, Scene
+from projects.pdf import PER_PAGE_CHOICES
 from projects.wording import count_noun
 
 
@@ -67,6 +78,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "missing": missing_references(scenes=scenes),
         "failed_count": sum(s.status == Scene.Status.FAILED for s in scenes),
         "snapshot": project_snapshot(project_id=project.pk),
+        "pdf_per_page_choices": PER_PAGE_CHOICES,
         "live_config": {
             "ws": f"/ws/projects/{project.pk}/",
             "status": reverse("project_status", args=[project.pk]),
@@ -89,11 +101,24 @@ def _grid(membership: Membership, *, ids: list[int] | None = None) -> dict:
     scenes = (
         project.scenes.with_image_prompt()
         .order_by("position")
-        .prefetch_related(Prefetch("characters", queryset=Character.objects.order_by("name")))
+        .prefetch_related(
+            Prefetch(
+                "characters",
+                queryset=Character.objects.order_by("name").prefetch_related("extra_references"),
+            )
+        )
     )
     if ids is not None:
         scenes = scenes.filter(pk__in=ids)
-    return {"project": project, "scenes": list(scenes), "can_edit": membership.allows(Role.EDITOR)}
+    scenes = list(scenes)
+    return {
+        "project": project,
+        "scenes": scenes,
+        "can_edit": membership.allows(Role.EDITOR),
+        # The studio's tile tools: each scene's variations, and references its provider would cut.
+        "candidates": scene_candidates(project_id=project.pk),
+        "references_cut": references_cut(scenes=scenes, capabilities=project_capabilities(project)),
+    }
 
 
 @login_required
@@ -143,6 +168,7 @@ def scene_create(request: HttpRequest, project_id: int) -> HttpResponse:
             scene = services.scene_create(
                 project=project, prompt=form.cleaned_data["prompt"], title=form.cleaned_data["title"]
             )
+            services.scene_notes_update(scene=scene, notes=form.cleaned_data)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -159,16 +185,28 @@ def scene_edit(request: HttpRequest, project_id: int, scene_id: int) -> HttpResp
     scene = get_object_or_404(Scene, pk=scene_id, project=project)
     form = SceneForm(request.POST or None, instance=scene, project=project)
     if request.method == "POST" and form.is_valid():
+        notes = {name: form.cleaned_data.pop(name) for name in NOTE_FIELDS}
         try:
             services.scene_update(scene=scene, **form.cleaned_data)
+            services.scene_notes_update(scene=scene, notes=notes)
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
             messages.success(request, f"Saved scene {scene.position}.")
         return redirect(project)
     suggested = services.scene_links_propose(scene=scene)
-    versions = scene.versions.select_related("attempt")
-    context = {"form": form, "project": project, "scene": scene, "suggested": suggested, "versions": versions}
+    versions = list(scene.versions.select_related("attempt"))
+    current = current_reference_hashes(scene.characters.all())
+    for version in versions:
+        version.reference_changed = references_changed(version=version, current=current)
+    context = {
+        "form": form,
+        "project": project,
+        "scene": scene,
+        "suggested": suggested,
+        "versions": versions,
+        "capabilities": project_capabilities(project),
+    }
     return render(request, "projects/scene_form.html", context)
 
 

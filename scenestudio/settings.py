@@ -204,6 +204,11 @@ MEDIA_URL = "/media-not-served/"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "login"
+# Invitations are mailed only when an email backend is configured; the link is always shown to copy.
+EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "studio@localhost")
+INVITATION_EMAIL = bool(env("EMAIL_BACKEND") or env("EMAIL_HOST"))
 LOGIN_REDIRECT_URL = "project_list"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -211,6 +216,9 @@ LOGOUT_REDIRECT_URL = "login"
 REFERENCE_MAX_BYTES = env_int("REFERENCE_MAX_BYTES", 8 * 1024 * 1024)
 REFERENCE_MAX_PIXELS = env_int("REFERENCE_MAX_PIXELS", 4096)
 STORY_MAX_BYTES = env_int("STORY_MAX_BYTES", 2 * 1024 * 1024)
+# A Scene Studio ZIP brought back in (Import story page): its size, unpacked too, and each image's side.
+STUDIO_ZIP_MAX_BYTES = env_int("STUDIO_ZIP_MAX_BYTES", 200 * 1024 * 1024)
+STUDIO_ZIP_MAX_PIXELS = env_int("STUDIO_ZIP_MAX_PIXELS", 8192)
 # Caps that keep one import from locking the studio: scenes a project may hold, characters an import creates.
 PROJECT_MAX_SCENES = env_int("PROJECT_MAX_SCENES", 1000)
 IMPORT_MAX_NEW_CHARACTERS = env_int("IMPORT_MAX_NEW_CHARACTERS", 200)

@@ -9,6 +9,7 @@ import httpx
 from generation.providers import register
 from generation.providers.base import (
     AuthError,
+    Capabilities,
     ImageRequest,
     ImageResult,
     InvalidRequestError,
@@ -35,6 +36,7 @@ class A1111Provider(HttpProvider):
     name = "a1111"
     label = "Stable Diffusion web UI"
     max_references = 0  # txt2img takes no reference images; the engine drops them
+    CAPABILITIES = Capabilities(seed=True, max_references=0, negative_prompt=True)
 
     def __init__(
         self,
@@ -88,6 +90,8 @@ class A1111Provider(HttpProvider):
             "n_iter": 1,
             **self.options,
         }
+        if request.negative_prompt:
+            body["negative_prompt"] = request.negative_prompt
         model = request.model or self.model
         if model:
             body["override_settings"] = {"sd_model_checkpoint": model}

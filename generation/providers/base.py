@@ -7,6 +7,7 @@ string-matches an error message.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -37,6 +38,19 @@ class ImageRequest:
     aspect_ratio: str = "3:2"
     model: str = ""
     label: str = ""  # "Scene 3", for logs and captions
+    negative_prompt: str = ""  # sent only by providers whose capabilities say they take one
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider honours, for pages and planners to read before a run. Frozen: extend by adding
+    a field with a default, and set it in the provider's CAPABILITIES."""
+
+    seed: bool = True  # the same seed and prompt give the same composition
+    max_references: int = 16
+    negative_prompt: bool = False
+    sizes: tuple[str, ...] = ()  # empty: any WxH
+    batch: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,6 +137,12 @@ class Provider(abc.ABC):
     # True when generate() returns only images it decoded whole (the HTTP providers' check_image): the
     # studio then reads the format and size from the header, rather than decoding every image twice.
     decodes_images: ClassVar[bool] = False
+    CAPABILITIES: ClassVar[Capabilities] = Capabilities()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        # max_references may be set per instance (a ComfyUI workflow's slots, a Gemini option).
+        return dataclasses.replace(self.CAPABILITIES, max_references=self.max_references)
 
     def __init__(self, *, model: str = "", credential: str = "") -> None:
         self.model = model

@@ -20,6 +20,7 @@ import httpx
 
 from generation.providers import register
 from generation.providers.base import (
+    Capabilities,
     ImageRequest,
     ImageResult,
     InvalidRequestError,
@@ -47,6 +48,7 @@ class ComfyUIProvider(HttpProvider):
     decodes_images = True  # every answer goes through check_image
     name = "comfyui"
     label = "ComfyUI"
+    CAPABILITIES = Capabilities(seed=True)  # the workflow decides about negatives: none by default
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ import httpx
 from generation.providers import register
 from generation.providers.base import (
     AuthError,
+    Capabilities,
     DailyQuotaError,
     ImageRequest,
     ImageResult,
@@ -56,6 +57,7 @@ class GeminiProvider(HttpProvider):
     name = "gemini"
     label = "Gemini"
     max_references = 3  # gemini-2.5-flash-image works best with up to three input images
+    CAPABILITIES = Capabilities(seed=True, max_references=3)
 
     def __init__(
         self,

@@ -7,6 +7,7 @@ import httpx
 from generation.providers import register
 from generation.providers.base import (
     AuthError,
+    Capabilities,
     DailyQuotaError,
     ImageRequest,
     ImageResult,
@@ -43,6 +44,8 @@ class OpenAIProvider(HttpProvider):
     name = "openai"
     label = "OpenAI"
     max_references = 16
+    # The Images API has no seed and no negative prompt; these are its sizes.
+    CAPABILITIES = Capabilities(seed=False, sizes=("1024x1024", "1536x1024", "1024x1536"))
 
     def __init__(
         self,

@@ -20,12 +20,12 @@ from django.utils import timezone
 from generation.checked import ImagesChecked
 from generation.engine.clock import Clock, LoopClock
 from generation.engine.config import EngineConfig
-from generation.engine.jobs import Counters, RunResult, StopReason
+from generation.engine.jobs import Counters, Job, RunResult, StopReason
 from generation.engine.limiter import Limiter
 from generation.engine.scheduler import Scheduler
 from generation.live.events import wake_worker
 from generation.models import BatchRun, GenerationAttempt
-from generation.providers.base import Provider
+from generation.providers.base import ImageRequest, InvalidRequestError, Provider
 from generation.quota.registry import limiter_for
 from generation.runs.providers import provider_for
 from generation.runs.recorder import RunRecorder
@@ -40,6 +40,13 @@ from generation.runs.services import (
 from generation.runs.targets import Plan, target_for
 from ops.logs import bind_log_context
 from webhooks.services import webhook_run_finished
+
+
+class Blocked(InvalidRequestError):
+    """An item the run will not send (see Plan.blocked)."""
+
+    kind = "blocked"
+
 
 logger = logging.getLogger("generation.runner")
 
@@ -117,6 +124,7 @@ class RunExecution:
             limiter=limiter,
         )
         self.stop_seen = asyncio.Event()
+        self.plan = Plan()
         self.lost: str | None = None  # why this worker no longer holds the run, once it does not
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduling: asyncio.Future[RunResult] | None = None
@@ -129,6 +137,9 @@ class RunExecution:
         for key, reason in plan.skips:
             logger.info("Skipping %s: %s", plan.labels[key], reason.label)
             await self.recorder.skipped(key, reason)
+        for key, reason in plan.blocked:
+            logger.info("Not sending %s: %s", plan.labels[key], reason)
+            await self.recorder.job_failed(Job(key=key, request=ImageRequest(prompt="")), Blocked(reason), 0)
         if self.run.stop_requested:  # taken over from a worker that died while the run was stopping
             self.stop()
         watcher = asyncio.create_task(self._watch())
@@ -221,6 +232,7 @@ class RunExecution:
             pacing_seconds=run.pacing_seconds,
         )
         self.recorder.begin(plan, self.carried, counts=self.scheduler.snapshot)
+        self.plan = plan
         run.skipped = len(plan.skips)
         run.status = BatchRun.Status.RUNNING
         run.started = run.started or timezone.now()
@@ -237,8 +249,9 @@ class RunExecution:
         keys = {job.key for job in self.recorder.plan.jobs}
         removed = self.target.removed(keys)
         run.removed = len(removed)
-        run.succeeded = carried.succeeded + len(set(result.succeeded) - removed)
-        run.failed = len(set(result.failed) - removed)
+        run.succeeded = carried.succeeded + self.target.count(set(result.succeeded) - removed)
+        # A scene all of whose candidates failed counts once; one blocked before sending counts too.
+        run.failed = self.target.count(set(result.failed) - removed) + len(self.plan.blocked)
         run.requests = carried.requests + result.requests
         run.retries = carried.retries + result.retries
         run.quota_errors = carried.quota_errors + result.quota_errors

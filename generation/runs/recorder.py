@@ -171,6 +171,7 @@ class RunRecorder(Hooks):
             retry_of_id=previous,
             started=timezone.now(),
             **self.target.attempt_fields(job.key),
+            **self.target.attempt_record(job.key),
         )
         self.attempt_ids[job.key] = attempt.pk
         if attempt_no == 1:

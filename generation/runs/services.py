@@ -31,6 +31,7 @@ from projects.models import Character, Project, Role, Scene
 from webhooks.services import webhook_run_event, webhook_run_finished
 
 logger = logging.getLogger("generation.services")
+MIN_CANDIDATES, MAX_CANDIDATES = 1, 4
 
 
 class RunRefused(Exception):
@@ -57,8 +58,13 @@ def run_start(
     regenerate: bool = False,
     overrides: dict | None = None,
     provider: str = "",
+    candidates: int = 1,
 ) -> tuple[BatchRun, bool]:
-    """Start a scenes run, or return the project's active run and False. Refuses on a failed preflight."""
+    """Start a scenes run, or return the project's active run and False. Refuses on a failed preflight.
+
+    `candidates` images are asked per scene (variations to pick from), each a request of its own."""
+    if not MIN_CANDIDATES <= candidates <= MAX_CANDIDATES:
+        raise RunRefused(f"Ask for {MIN_CANDIDATES} to {MAX_CANDIDATES} variations per scene.")
     current = active_run(project)
     if current is not None:
         return current, False
@@ -80,6 +86,7 @@ def run_start(
         regenerate=regenerate,
         overrides=overrides,
         provider=provider,
+        candidates=candidates,
     )
 
 
@@ -109,7 +116,9 @@ def character_run_start(
     )
 
 
-def _create_run(*, project, user, kind, items, regenerate, overrides, provider) -> tuple[BatchRun, bool]:
+def _create_run(
+    *, project, user, kind, items, regenerate, overrides, provider, candidates=1
+) -> tuple[BatchRun, bool]:
     config = engine_config(overrides)
     try:
         with transaction.atomic():
@@ -118,6 +127,7 @@ def _create_run(*, project, user, kind, items, regenerate, overrides, provider) 
                 kind=kind,
                 requested_by=user,
                 regenerate=regenerate,
+                candidates=candidates,
                 total=len(items),
                 provider=provider or project.provider or settings.GENERATION_PROVIDER,
                 model=project.provider_model,
@@ -335,7 +345,9 @@ class ActionDone:
     created: bool
 
 
-def perform_action(*, project_id: int, user, action: str, scene_id: int | None = None) -> ActionDone:
+def perform_action(
+    *, project_id: int, user, action: str, scene_id: int | None = None, candidates: int = 1
+) -> ActionDone:
     """One entry for start / stop / retry from a socket or a form, for editors and owners.
 
     Raises what membership_for raises, Http404 for a scene not in the project, RunRefused with the reason.
@@ -353,6 +365,11 @@ def perform_action(*, project_id: int, user, action: str, scene_id: int | None =
         run, created = run_start(
             project=project, user=user, scene_ids=[scene.pk], regenerate=scene.has_image()
         )
+    elif action == "variations":
+        scene = get_object_or_404(project.scenes, pk=scene_id)
+        run, created = run_start(
+            project=project, user=user, scene_ids=[scene.pk], regenerate=True, candidates=candidates
+        )
     elif action == "retry_failed":
         failed = list(project.scenes.filter(status=Scene.Status.FAILED).values_list("pk", flat=True))
         if not failed:
@@ -360,7 +377,7 @@ def perform_action(*, project_id: int, user, action: str, scene_id: int | None =
         # Regenerate: a failed scene may still show an older image, and its last attempt failed all the same.
         run, created = run_start(project=project, user=user, scene_ids=failed, regenerate=True)
     else:
-        run, created = run_start(project=project, user=user)
+        run, created = run_start(project=project, user=user, candidates=candidates)
     return ActionDone(action, run, created)
 
 
@@ -374,6 +391,11 @@ def scene_version_add(
     seed: int | None,
     prompt: str,
     attempts: int,
+    scene_prompt: str = "",
+    style: dict | None = None,
+    negative_prompt: str = "",
+    reference_hashes: Sequence[str] = (),
+    candidate: int = 1,
 ) -> SceneVersion:
     """Record a new image of a scene. An image that predates versions is kept as a version first."""
     scene = Scene.objects.select_for_update().get(pk=scene_id)
@@ -392,6 +414,11 @@ def scene_version_add(
         seed=seed,
         prompt=prompt,
         attempts=attempts,
+        scene_prompt=scene_prompt,
+        style=style or {},
+        negative_prompt=negative_prompt,
+        reference_hashes=list(reference_hashes),
+        candidate=candidate,
     )
 
 

@@ -4,12 +4,14 @@ kinds lives here, so the recorder and the execution never ask which kind they ru
 
 from __future__ import annotations
 
+import dataclasses
 import random
-from collections.abc import Callable
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Exists, QuerySet
@@ -18,18 +20,19 @@ from django.utils import timezone
 
 from generation.engine.jobs import Job
 from generation.models import BatchRun, SceneVersion
-from generation.providers.base import ImageRequest, ImageResult, Provider, Reference
+from generation.providers.base import ImageRequest, ImageResult, Provider
+from generation.runs.references import ReferenceReader, ReferenceUnreadable
 from generation.runs.selectors import project_totals, scenes_claimed
 from generation.runs.services import scene_version_add, scenes_claim
 from projects.images import detect_image_format
 from projects.models import Character, Scene, SkipReason, character_reference_path, scene_image_path
+from projects.style import Style
 from webhooks.services import webhook_run_event
 
 PORTRAIT_PROMPT = (
     "Character reference portrait of {name}. {description} Full face and figure, plain light background, "
     "storyboard character sheet."
 )
-MIMES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif"}
 
 
 @dataclass
@@ -42,6 +45,8 @@ class Plan:
     labels: dict[int, str] = field(default_factory=dict)
     positions: dict[int, int] = field(default_factory=dict)
     done: int = 0
+    # Items that cannot be sent (a reference image that cannot be read), with the reason: failed at once.
+    blocked: list[tuple[int, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,14 @@ class Target:
 
     def attempt_fields(self, key: int) -> dict[str, int]:
         return {f"{self.noun}_id": key}
+
+    def attempt_record(self, key: Hashable) -> dict[str, Any]:
+        """What the attempt row records about the request sent for `key` (the prompt as sent...)."""
+        return {}
+
+    def count(self, keys: set[Hashable]) -> int:
+        """How many items these job keys stand for."""
+        return len(keys)
 
     def image_url(self, key: int, version: int) -> str:
         return reverse(self.url_name, args=[self.run.project_id, key]) + f"?thumb=1&v={version}"
@@ -112,16 +125,62 @@ class Target:
         return False
 
 
+class Candidate(NamedTuple):
+    """The job key of one of several variations asked for a scene (a run with candidates > 1)."""
+
+    scene_id: int
+    index: int  # 1..run.candidates
+
+
+def item_of(key: Hashable) -> int:
+    """The scene or character a job key stands for."""
+    return key.scene_id if isinstance(key, Candidate) else key  # type: ignore[return-value]
+
+
 class SceneTarget(Target):
     noun = "scene"
     url_name = "scene_image"
 
+    def __init__(self, run: BatchRun) -> None:
+        super().__init__(run)
+        self.style = Style.of(run.project)
+        self.requests: dict[Hashable, RequestRecord] = {}
+        # Candidates of each scene this run still waits for: the last one to end releases the scene.
+        self.waiting: dict[int, set[Hashable]] = {}
+
     def _path(self, filename: str) -> str:
         return scene_image_path(Scene(project_id=self.run.project_id), filename)
 
+    def image_name(self, key: Hashable, result: ImageResult) -> str:
+        name = f"{key.scene_id}-{key.index}" if isinstance(key, Candidate) else str(key)
+        return self._path(f"{name}{detect_image_format(result.image).suffix}")
+
+    def image_url(self, key: Hashable, version: int) -> str:
+        return super().image_url(item_of(key), version)
+
+    def attempt_fields(self, key: Hashable) -> dict[str, int]:
+        return super().attempt_fields(item_of(key))
+
+    def attempt_record(self, key: Hashable) -> dict[str, Any]:
+        record = self.requests.get(key)
+        if record is None:
+            return super().attempt_record(key)
+        return {
+            "prompt": record.prompt,
+            "negative_prompt": record.negative_prompt,
+            "reference_hashes": record.reference_hashes,
+        }
+
+    def count(self, keys: set[Hashable]) -> int:
+        return len({item_of(key) for key in keys})
+
     def plan(self, provider: Provider) -> Plan:
         run = self.run
-        scenes = list(run.scenes.order_by("position").prefetch_related("characters"))
+        scenes = list(
+            run.scenes.order_by("position")
+            .select_related("seed_lock")
+            .prefetch_related("characters", "characters__extra_references")
+        )
         # Scenes this run generated before it was taken over: done, neither skipped nor generated again.
         done = set(SceneVersion.objects.filter(attempt__run=run).values_list("scene_id", flat=True))
         plan = Plan(done=sum(1 for scene in scenes if scene.pk in done))
@@ -138,25 +197,53 @@ class SceneTarget(Target):
         scenes_claim(run=run, scene_ids=[s.pk for s in wanted])
         claimed = scenes_claimed(run=run, scene_ids=[s.pk for s in wanted])
         plan.skips += [(s.pk, SkipReason.BUSY) for s in wanted if s.pk not in claimed]
-        references = _reference_cache()
-        plan.jobs = [self._job(s, references, provider) for s in wanted if s.pk in claimed]
+        reader = ReferenceReader(Path(settings.MEDIA_ROOT))
+        for scene in (s for s in wanted if s.pk in claimed):
+            try:
+                plan.jobs += self._jobs(scene, reader, provider)
+            except ReferenceUnreadable as exc:
+                # Fail closed: a request without the character's face would draw a stranger.
+                plan.blocked.append((scene.pk, f"Not generated: {exc}"))
         return plan
 
-    def _job(self, scene: Scene, references: Callable[[Character], Reference], provider: Provider) -> Job:
-        characters = sorted((c for c in scene.characters.all() if c.reference), key=lambda c: (c.name, c.pk))
+    def _jobs(self, scene: Scene, reader: ReferenceReader, provider: Provider) -> list[Job]:
+        capabilities = provider.capabilities
+        characters = list(scene.characters.all())
+        references = reader.for_scene(characters, capabilities.max_references)
+        aspect, size = self.style.dimensions()
+        negative = self.style.negative_prompt if capabilities.negative_prompt else ""
         label = f"Scene {scene.position}"
         request = ImageRequest(
-            prompt=scene.prompt.strip(),
-            references=tuple(references(c) for c in characters[: provider.max_references]),
-            seed=random.randrange(2**31),
+            prompt=self.style.compose_for(scene, characters),
+            references=tuple(references.sent),
             model=self.run.model,
             label=label,
+            aspect_ratio=aspect,
+            size=size,
+            negative_prompt=negative,
         )
-        return Job(key=scene.pk, request=request, label=label)
+        count = max(1, self.run.candidates)
+        keys: list[Hashable] = (
+            [scene.pk] if count == 1 else [Candidate(scene.pk, i) for i in range(1, count + 1)]
+        )
+        self.waiting[scene.pk] = set(keys)
+        record = RequestRecord(scene.prompt.strip(), request.prompt, negative, references.hashes, self.style)
+        jobs = []
+        for index, key in enumerate(keys):
+            self.requests[key] = record
+            seed = self._seed(scene, capabilities.seed, index)
+            jobs.append(Job(key=key, request=dataclasses.replace(request, seed=seed), label=label))
+        return jobs
 
-    def gone(self, key: int) -> bool:
+    @staticmethod
+    def _seed(scene: Scene, honoured: bool, index: int) -> int:
+        if scene.locked_seed is not None and honoured:
+            return scene.locked_seed + index  # variations of a locked scene stay near its composition
+        return random.randrange(2**31)
+
+    def gone(self, key: Hashable) -> bool:
         # A delete or a replace-import during the run.
-        return not Scene.objects.select_for_update().filter(pk=key).exists()
+        return not Scene.objects.select_for_update().filter(pk=item_of(key)).exists()
 
     def totals(self) -> dict[str, int] | None:
         # Only a run that follows earlier ones resumes the project's work; a first run keeps its shapes.
@@ -165,17 +252,25 @@ class SceneTarget(Target):
         )
         return project_totals(project_id=self.run.project_id) if earlier.exists() else None
 
-    def removed(self, keys: set[int]) -> set[int]:
-        return keys - set(Scene.objects.filter(pk__in=keys).values_list("pk", flat=True))
+    def removed(self, keys: set[Hashable]) -> set[Hashable]:
+        present = set(Scene.objects.filter(pk__in={item_of(k) for k in keys}).values_list("pk", flat=True))
+        return {key for key in keys if item_of(key) not in present}
 
-    def mark_started(self, key: int, *, fence: Exists) -> bool:
+    def mark_started(self, key: Hashable, *, fence: Exists) -> bool:
         # Fenced: a scene the new owner may have generated since must not look "generating" again.
-        return bool(Scene.objects.filter(pk=key).mark_generating(fence=fence))
+        return bool(Scene.objects.filter(pk=item_of(key)).mark_generating(fence=fence))
+
+    def _last(self, key: Hashable) -> bool:
+        """This job ended; whether it was the scene's last one in this run (which lets the scene go)."""
+        waiting = self.waiting.get(item_of(key), set())
+        waiting.discard(key)
+        return not waiting
 
     def record_success(self, success: Success) -> None:
         job, result = success.job, success.result
+        record = self.requests.get(job.key)
         scene_version_add(
-            scene_id=job.key,
+            scene_id=item_of(job.key),
             image=success.image,
             attempt_id=success.attempt_id,
             provider=self.run.provider,
@@ -183,13 +278,40 @@ class SceneTarget(Target):
             seed=result.seed if result.seed is not None else job.request.seed,
             prompt=job.request.prompt,
             attempts=success.attempts,
+            scene_prompt=record.scene_prompt if record else "",
+            style=record.style.as_dict() if record else {},
+            negative_prompt=job.request.negative_prompt,
+            reference_hashes=record.reference_hashes if record else [],
+            candidate=job.key.index if isinstance(job.key, Candidate) else 1,
         )
-        Scene.objects.filter(pk=job.key).mark_ready(image=success.image)
-        webhook_run_event(run=self.run, event="scene.ready", scene_id=job.key)
+        Scene.objects.filter(pk=item_of(job.key)).mark_ready(image=success.image, release=self._last(job.key))
+        webhook_run_event(run=self.run, event="scene.ready", scene_id=item_of(job.key))
 
-    def record_failure(self, key: int, reason: str) -> None:
-        Scene.objects.filter(pk=key).mark_failed(reason=reason)
-        webhook_run_event(run=self.run, event="scene.failed", scene_id=key)
+    def record_failure(self, key: Hashable, reason: str) -> None:
+        scene_id = item_of(key)
+        last = self._last(key)
+        if isinstance(key, Candidate):
+            scene = Scene.objects.filter(pk=scene_id).first()
+            got_one = SceneVersion.objects.filter(scene_id=scene_id, attempt__run=self.run).exists()
+            if scene is not None and got_one:
+                # Another variation arrived: the scene shows it; one failed candidate does not fail it.
+                Scene.objects.filter(pk=scene_id).mark_ready(image=scene.image.name, release=last)
+                return
+            if not last:
+                return  # the scene's fate waits for its other candidates
+        Scene.objects.filter(pk=scene_id).mark_failed(reason=reason)
+        webhook_run_event(run=self.run, event="scene.failed", scene_id=scene_id)
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """What a scene's request was made of, kept for its attempts and versions."""
+
+    scene_prompt: str
+    prompt: str
+    negative_prompt: str
+    reference_hashes: list[str]
+    style: Style
 
     def claims(self, key: int) -> bool:
         return Scene.objects.filter(pk=key, claimed_by=self.run.pk).exists()
@@ -202,11 +324,16 @@ class CharacterTarget(Target):
     def _path(self, filename: str) -> str:
         return character_reference_path(Character(project_id=self.run.project_id), filename)
 
+    def attempt_record(self, key: Hashable) -> dict[str, Any]:
+        return {"prompt": self.prompts[key]} if key in getattr(self, "prompts", {}) else {}
+
     def plan(self, provider: Provider) -> Plan:
         plan = Plan()
+        self.prompts: dict[Hashable, str] = {}
         for character in self.run.characters.order_by("name"):
             plan.labels[character.pk] = character.name
             prompt = PORTRAIT_PROMPT.format(name=character.name, description=character.description or "")
+            self.prompts[character.pk] = prompt
             request = ImageRequest(
                 prompt=prompt,
                 seed=random.randrange(2**31),
@@ -236,18 +363,9 @@ def target_for(run: BatchRun) -> Target:
     return TARGETS[run.kind](run)
 
 
-def _reference_cache() -> Callable[[Character], Reference]:
-    cache: dict[int, Reference] = {}
-
-    def get(character: Character) -> Reference:
-        if character.pk not in cache:
-            data = Path(character.reference.path).read_bytes()
-            mime = MIMES.get(Path(character.reference.name).suffix.lower(), "image/png")
-            cache[character.pk] = Reference(name=character.name, image=data, mime=mime)
-        return cache[character.pk]
-
-    return get
-
-
-def item_payload(plan: Plan, key: int) -> dict[str, Any]:
-    return {"id": key, "position": plan.positions.get(key), "label": plan.labels.get(key, str(key))}
+def item_payload(plan: Plan, key: Hashable) -> dict[str, Any]:
+    item = item_of(key)
+    payload = {"id": item, "position": plan.positions.get(item), "label": plan.labels.get(item, str(item))}
+    if isinstance(key, Candidate):
+        payload["candidate"] = key.index
+    return payload

@@ -40,7 +40,7 @@ PASSWORDS = {DEMO_USER: DEMO_PASSWORD, TEAMMATE: TEAMMATE_PASSWORD, VIEWER: VIEW
 SAFETY_WORD = "forbiddenlantern"
 FAILING_POSITION = 12
 # Copies of the demo project, with references already generated, one per test that runs a batch.
-CLONES = ("stop", "reload", "phone", "quota", "cli", "edits")
+CLONES = ("stop", "reload", "phone", "quota", "cli", "edits", "studio")
 
 # Slow enough to watch: 18 scenes, 3 at a time, 0.6 s each is about 4 s a run.
 WATCHABLE_ENV = {

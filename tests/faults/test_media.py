@@ -59,10 +59,13 @@ class RemountingReadOnly(SimulatedProvider):
     def __init__(self, media: Path, after: int) -> None:
         super().__init__(latency=0.01)
         self.media, self.after = media, after
+        self.remounted = False
 
     async def generate(self, request: ImageRequest) -> ImageResult:
         result = await super().generate(request)
-        if self.requests == self.after:
+        # At or past: with two requests in flight the count can step over `after` (2, 2, 4, 4, ...).
+        if self.requests >= self.after and not self.remounted:
+            self.remounted = True
             await remount_read_only(self.media)
         return result
 

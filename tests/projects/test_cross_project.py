@@ -9,12 +9,13 @@ from __future__ import annotations
 import pytest
 from django.core.files.base import ContentFile
 from django.urls import reverse
+from django.utils import timezone
 
 from generation import urls as generation_urls
 from generation.models import BatchRun, SceneVersion
 from projects import services
 from projects import urls as project_urls
-from projects.models import Membership, Role
+from projects.models import CharacterReference, Invitation, Membership, Role
 from tests.conftest import png_bytes
 
 # name -> (method, needed role in project A, kwargs naming objects that live in B)
@@ -30,6 +31,12 @@ OBJECT_URLS = {
     "version_image": ("get", Role.VIEWER, ["scene", "version"]),
     "scene_versions": ("get", Role.VIEWER, ["scene"]),
     "version_make_current": ("post", Role.EDITOR, ["scene", "version"]),
+    "scene_notes": ("post", Role.EDITOR, ["scene"]),
+    "scene_seed": ("post", Role.EDITOR, ["scene"]),
+    "character_reference_add": ("post", Role.EDITOR, ["character"]),
+    "character_extra_reference": ("get", Role.VIEWER, ["character", "reference"]),
+    "character_reference_delete": ("post", Role.EDITOR, ["character", "reference"]),
+    "invitation_revoke": ("post", Role.OWNER, ["invitation"]),
 }
 
 
@@ -40,7 +47,12 @@ def _project_with_objects(title: str, owner) -> dict:
     character = services.character_save(project=project, name=f"{title} hero")
     character.reference.save("r.png", ContentFile(png_bytes()), save=True)
     version = SceneVersion.objects.create(scene=scene, number=1, image=scene.image.name)
+    extra = CharacterReference(character=character, label="profile")
+    extra.image.save("p.png", ContentFile(png_bytes()), save=True)
+    invitation = Invitation.objects.create(project=project, token=f"t-{title}", expires=timezone.now())
     return {
+        "invitation": invitation,
+        "reference": extra,
         "project": project,
         "scene": scene,
         "character": character,
@@ -63,7 +75,7 @@ def both(request, make_user):
 
 def _url(name: str, project_id: int, objects: dict, ids_from_b: list[str], b: dict) -> str:
     kwargs = {"project_id": project_id}
-    for kind in ("scene", "character", "version", "member"):
+    for kind in ("scene", "character", "version", "member", "reference", "invitation"):
         if f"{kind}_id" in _kwargs_of(name):
             kwargs[f"{kind}_id"] = (b if kind in ids_from_b else objects)[kind].pk
     return reverse(name, kwargs=kwargs)
@@ -79,7 +91,8 @@ def _object_patterns() -> dict[str, list[str]]:
     for pattern in [*project_urls.urlpatterns, *generation_urls.urlpatterns]:
         if pattern.name:
             kwargs = [k for k in pattern.pattern.converters if k != "project_id"]
-            if kwargs and "action" not in kwargs:
+            # An invitation link names no project: its unguessable token is the only key (tests/studio).
+            if kwargs and "action" not in kwargs and "token" not in kwargs:
                 found[pattern.name] = kwargs
     return found
 
