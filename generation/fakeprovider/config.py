@@ -54,6 +54,9 @@ class FakeConfig:
     window_seconds: float = 60.0  # the rpm window before time_scale
     daily_limit: int | None = None  # requests per provider and key before the per-day quota is spent
     daily_exhausted: bool = False  # the per-day quota is spent from the start
+    # Seconds (before time_scale) after which daily_limit starts over: a short "day" for tests. Set, the
+    # OpenAI flavor answers a spent day as a requests-per-day 429 with x-ratelimit-reset-requests.
+    daily_window_seconds: float | None = None
     faults: dict[str, float] = field(default_factory=dict)  # fault name -> probability per request
     fail_next: list[str] = field(default_factory=list)  # faults for the next requests, in order
     safety_words: list[str] = field(default_factory=lambda: ["forbidden"])  # case-insensitive

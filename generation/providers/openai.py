@@ -35,6 +35,8 @@ DEFAULT_MODEL = "gpt-image-1"
 _GPT_IMAGE_SIZES = {"1024x1024", "1536x1024", "1024x1536", "auto"}
 _SAFETY_CODES = {"moderation_blocked", "content_policy_violation"}
 _BILLING_CODES = {"insufficient_quota", "billing_hard_limit_reached"}
+# Requests-per-day (RPD) limits: "Rate limit reached ... on requests per day (RPD)", or a gateway's code.
+_DAILY_CODES = {"daily_limit_reached", "rate_limit_exceeded_daily"}
 
 
 @register("openai")
@@ -130,6 +132,14 @@ class OpenAIProvider(HttpProvider):
                 "OpenAI billing quota reached (check the plan and billing details)",
                 http_status=status,
                 retry_after=None,
+                rate_limit=rate_limit,
+                resets=False,
+            )
+        if status == 429 and (code in _DAILY_CODES or "per day" in message.lower()):
+            reset = rate_limit.reset_seconds if rate_limit else None
+            return DailyQuotaError(
+                f"OpenAI daily request limit reached ({wait_text(reset)})",
+                retry_after=reset,
                 rate_limit=rate_limit,
             )
         if status == 429:

@@ -11,6 +11,7 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from generation.costs.prices import money
 from generation.models import BatchRun, SceneVersion
 from projects.models import Character, Project, Scene, SkipReason
 
@@ -27,10 +28,16 @@ def active_run(project: Project) -> BatchRun | None:
 
 def runs_needing_a_worker(*, lease_seconds: float = BatchRun.LEASE_SECONDS) -> list[int]:
     """Active runs nobody holds: never picked up, or held by a worker that stopped beating."""
-    stale = timezone.now() - timedelta(seconds=lease_seconds)
+    now = timezone.now()
+    stale = now - timedelta(seconds=lease_seconds)
     unowned = Q(owner="") | Q(heartbeat__lt=stale) | Q(heartbeat__isnull=True)
+    # A run parked on a daily quota needs a worker once its reset time has passed, not before.
+    parked = Q(status=BatchRun.Status.WAITING_DAILY_QUOTA) & (
+        Q(quota_resume_at__gt=now) | Q(quota_resume_at__isnull=True)
+    )
     return list(
         BatchRun.objects.filter(unowned, status__in=BatchRun.ACTIVE)
+        .exclude(parked)
         .order_by("created")
         .values_list("pk", flat=True)
     )
@@ -63,8 +70,12 @@ def run_payload(run: BatchRun) -> dict[str, Any]:
         "started": run.started.isoformat() if run.started else None,
         "finished": run.finished.isoformat() if run.finished else None,
         "quota_resume_at": run.quota_resume_at.isoformat()
-        if run.quota_resume_at and run.status == BatchRun.Status.WAITING_QUOTA
+        if run.quota_resume_at
+        and run.status in (BatchRun.Status.WAITING_QUOTA, BatchRun.Status.WAITING_DAILY_QUOTA)
         else None,
+        "cost": str(run.cost),
+        "cost_text": money(run.cost, unpriced=run.unpriced),
+        "unpriced": run.unpriced,
     }
 
 

@@ -135,14 +135,16 @@ def _create_run(*, project, user, kind, items, regenerate, overrides, provider) 
 
 
 def run_stop(*, run: BatchRun) -> BatchRun:
-    """Ask the run to stop. A queued run no worker has picked up stops at once."""
+    """Ask the run to stop. A queued run no worker has picked up, or one parked on a daily quota,
+    stops at once."""
     now = timezone.now()
-    BatchRun.objects.filter(pk=run.pk, status=BatchRun.Status.QUEUED, owner="").update(
-        status=BatchRun.Status.STOPPED,
-        stop_requested=True,
-        finished=now,
-        reason="Stopped before it started",
-    )
+    for waiting, reason in (
+        (BatchRun.Status.QUEUED, "Stopped before it started"),
+        (BatchRun.Status.WAITING_DAILY_QUOTA, "Stopped while waiting for the daily quota"),
+    ):
+        BatchRun.objects.filter(pk=run.pk, status=waiting, owner="").update(
+            status=BatchRun.Status.STOPPED, stop_requested=True, finished=now, reason=reason
+        )
     BatchRun.objects.filter(pk=run.pk, status__in=BatchRun.ACTIVE).update(
         status=BatchRun.Status.STOPPING, stop_requested=True
     )
@@ -153,6 +155,18 @@ def run_stop(*, run: BatchRun) -> BatchRun:
         run.summary = run.summary_message()
         run.save(update_fields=["summary"])
         webhook_run_finished(run=run, stop_reason="stopped")
+    return run
+
+
+def run_resume(*, run: BatchRun) -> BatchRun:
+    """Resume a run parked on a daily quota now, before the reset (the quota may be back early)."""
+    now = timezone.now()
+    resumed = BatchRun.objects.filter(pk=run.pk, status=BatchRun.Status.WAITING_DAILY_QUOTA, owner="").update(
+        quota_resume_at=now
+    )
+    if resumed:
+        transaction.on_commit(lambda: async_to_sync(wake_worker)(run.pk))
+    run.refresh_from_db()
     return run
 
 
@@ -174,7 +188,13 @@ def run_claim(*, run_id: int, worker: str, lease_seconds: float = LEASE_SECONDS)
     """
     now = timezone.now()
     stale = now - timedelta(seconds=lease_seconds)
-    takeable = Q(status=BatchRun.Status.QUEUED, owner="") | Q(owner=worker) | Q(heartbeat__lt=stale)
+    takeable = (
+        Q(status=BatchRun.Status.QUEUED, owner="")
+        | Q(owner=worker)
+        | Q(heartbeat__lt=stale)
+        # Parked on a daily quota: resumable once the reset time has passed.
+        | Q(status=BatchRun.Status.WAITING_DAILY_QUOTA, owner="", quota_resume_at__lte=now)
+    )
     with transaction.atomic():
         # The row lock the update would take anyway, taken first to learn whom we take the run from. The
         # old owner's fenced writes lock the same row, so each of them lands wholly before or after this.
@@ -265,6 +285,11 @@ def perform_action(*, project_id: int, user, action: str, scene_id: int | None =
         if run is None:
             raise RunRefused("No run is active.")
         return ActionDone(action, run_stop(run=run), created=False)
+    if action == "resume":
+        run = active_run(project)
+        if run is None or run.status != BatchRun.Status.WAITING_DAILY_QUOTA:
+            raise RunRefused("No run is waiting for the daily quota.")
+        return ActionDone(action, run_resume(run=run), created=False)
     if action == "start_characters":
         run, created = character_run_start(project=project, user=user)
     elif action == "retry":

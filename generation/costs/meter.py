@@ -1,0 +1,96 @@
+"""A run's spending as it happens: the cost of each attempt, the run's total, and the budget guard that
+refuses a dispatch which could take the run past what it may spend.
+
+The guard wraps the run's limiter: the scheduler takes a send slot from it right before each request,
+so checking there (spent + one price per request in flight + this one <= budget left) means requests in
+flight can overshoot the budget only by what their actual cost exceeds the table's price.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from generation.costs.budgets import budget_left
+from generation.costs.models import Price
+from generation.costs.prices import AttemptCost, PriceKey, attempt_cost, money, price_for, price_key
+from generation.providers.base import ImageRequest, ImageResult, Provider
+
+BUDGET_REACHED = "Budget reached"
+
+
+class CostMeter:
+    """What one run spent and may still spend. `prepare()` reads the database (call it from sync code)."""
+
+    def __init__(self, *, provider: Provider, batch: bool = False) -> None:
+        self.provider = provider
+        self.batch = batch
+        self.spent = Decimal(0)
+        self.unpriced = 0
+        self.left: Decimal | None = None
+        self.unit_price: Decimal | None = None
+        self._prices: dict[PriceKey, Price | None] = {}
+
+    def prepare(
+        self, *, run_id: int, project_id: int, user_id: int | None, spent: Decimal, unpriced: int
+    ) -> None:
+        self.spent, self.unpriced = Decimal(spent), unpriced
+        self.left = budget_left(project_id=project_id, user_id=user_id, exclude_run=run_id)
+        # Read here, in the database's thread: the guard asks from the event loop.
+        self.unit_price = self.unit()
+
+    def price(self, request: ImageRequest | None = None) -> Price | None:
+        key = price_key(self.provider, request)
+        if key not in self._prices:
+            self._prices[key] = price_for(key)
+        return self._prices[key]
+
+    def unit(self, request: ImageRequest | None = None) -> Decimal | None:
+        price = self.price(request)
+        return None if price is None else price.image_cost(batch=self.batch)
+
+    def attempt(
+        self, request: ImageRequest, result: ImageResult | None, error: BaseException | None
+    ) -> AttemptCost:
+        cost = attempt_cost(price=self.price(request), result=result, error=error, batch=self.batch)
+        if cost.cost is not None:
+            self.spent += cost.cost
+        self.unpriced += int(cost.unpriced)
+        return cost
+
+    def allows(self, *, in_flight: int) -> bool:
+        """Whether one more request fits the budget with `in_flight` others still to be billed."""
+        unit = self.unit_price
+        if self.left is None or unit is None:
+            return True
+        return self.spent + unit * (in_flight + 1) <= self.left
+
+    def reached_message(self) -> str:
+        return (
+            f"{BUDGET_REACHED}: spent {money(self.spent)} of {money(self.left)}; raise the budget to resume"
+        )
+
+
+class BudgetGuard:
+    """A Limiter (generation.engine.limiter) that stops the run instead of letting a request past the
+    budget; everything else is the wrapped limiter's."""
+
+    def __init__(
+        self, limiter: Any, *, meter: CostMeter, in_flight: Callable[[], int], stop: Callable[[str], None]
+    ) -> None:
+        self._limiter = limiter
+        self._meter = meter
+        self._in_flight = in_flight
+        self._stop = stop
+
+    async def acquire(self) -> None:
+        if not self._meter.allows(in_flight=self._in_flight()):
+            self._stop(self._meter.reached_message())
+            # The stop cancels the dispatcher waiting here: nothing more is sent.
+            await asyncio.get_running_loop().create_future()
+        await self._limiter.acquire()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._limiter, name)
