@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from generation.costs.estimates import run_estimate
 from generation.runs.selectors import (
     active_run,
     current_versions,
@@ -19,6 +20,7 @@ __all__ = [
     "latest_run",
     "missing_references",
     "project_snapshot",
+    "run_estimate",
     "run_payload",
     "runs_needing_a_worker",
     "scene_state",

@@ -147,3 +147,38 @@ def _plan(
 def provider_batches(provider: Provider) -> bool:
     capabilities = getattr(provider, "capabilities", None)
     return bool(getattr(capabilities, "batch", False))
+
+
+def run_estimate(
+    *,
+    project,
+    user=None,
+    scene_ids: Sequence[int] | None = None,
+    regenerate: bool = False,
+    provider: str = "",
+    overrides: dict | None = None,
+    rpm: float | None = None,
+    latency: float | None = None,
+    simulate: bool = True,
+) -> Estimate:
+    """The estimate of the scenes run `run_start` would make with the same arguments."""
+    from django.conf import settings
+
+    from generation.runs.providers import provider_for
+    from generation.runs.services import engine_config
+
+    scenes = project.scenes.order_by("position")
+    if scene_ids is not None:
+        scenes = scenes.filter(pk__in=scene_ids)
+    positions = [s.position for s in scenes if not s.skip_code(regenerate=regenerate)]
+    name = provider or project.provider or settings.GENERATION_PROVIDER
+    return estimate(
+        provider=provider_for(name, project.provider_model),
+        positions=positions,
+        config=engine_config(overrides),
+        project_id=project.pk,
+        user_id=getattr(user, "pk", None),
+        rpm=rpm,
+        latency=latency,
+        simulate=simulate,
+    )

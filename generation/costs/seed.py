@@ -42,3 +42,27 @@ PUBLISHED: list[tuple] = [
     ("a1111", "", "", "", "0", None, None, "2026-01-01", ""),
     ("comfyui", "", "", "", "0", None, None, "2026-01-01", ""),
 ]
+
+
+def prices_seed(price_model) -> int:
+    """Add the published prices that are missing (idempotent); `price_model` is Price, or the
+    migration's historical model. Returns how many rows it added."""
+    from decimal import Decimal
+
+    added = 0
+    for provider, model, size, quality, per_image, tokens_in, tokens_out, effective, source in PUBLISHED:
+        _, created = price_model.objects.get_or_create(
+            provider=provider,
+            model=model,
+            size=size,
+            quality=quality,
+            effective=effective,
+            defaults={
+                "per_image": None if per_image is None else Decimal(per_image),
+                "input_per_million": None if tokens_in is None else Decimal(tokens_in),
+                "output_per_million": None if tokens_out is None else Decimal(tokens_out),
+                "source": source,
+            },
+        )
+        added += created
+    return added

@@ -8,25 +8,9 @@ from django.db import migrations, models
 
 def seed_prices(apps, schema_editor):
     """The published prices in generation/costs/seed.py (later prices: the admin, or a new migration)."""
-    from decimal import Decimal
+    from generation.costs.seed import prices_seed
 
-    from generation.costs.seed import PUBLISHED
-
-    Price = apps.get_model("generation", "Price")
-    for provider, model, size, quality, per_image, tokens_in, tokens_out, effective, source in PUBLISHED:
-        Price.objects.get_or_create(
-            provider=provider,
-            model=model,
-            size=size,
-            quality=quality,
-            effective=effective,
-            defaults={
-                "per_image": None if per_image is None else Decimal(per_image),
-                "input_per_million": None if tokens_in is None else Decimal(tokens_in),
-                "output_per_million": None if tokens_out is None else Decimal(tokens_out),
-                "source": source,
-            },
-        )
+    prices_seed(apps.get_model("generation", "Price"))
 
 
 class Migration(migrations.Migration):

@@ -15,6 +15,17 @@ from projects import services as project_services
 from tests.generation.conftest import FAST, simulated  # noqa: F401  (re-exported for the tests)
 
 
+@pytest.fixture(autouse=True)
+def published_prices(request):
+    """Transactional tests flush the tables the data migration seeded: seed them again."""
+    if "django_db_setup" in request.fixturenames or request.node.get_closest_marker("django_db"):
+        from generation.costs.models import Price
+        from generation.costs.seed import prices_seed
+
+        request.getfixturevalue("_django_db_helper")
+        prices_seed(Price)
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeProviderServer]:
     async with FakeProviderServer(FakeConfig(seed=7)) as server:
@@ -22,7 +33,7 @@ async def fake() -> AsyncIterator[FakeProviderServer]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[httpx.AsyncClient]:
     http = make_client(read_timeout=5, connect_timeout=1)
     yield http
     await http.aclose()

@@ -46,12 +46,12 @@ def test_openai_resets_when_its_header_says_and_a_configured_reset_wins(settings
 
 
 async def test_an_openai_daily_cap_parks_the_run_and_it_resumes_by_itself_after_the_reset(
-    team, four_scenes, fake, client, settings
+    team, four_scenes, fake, http, settings
 ):
     settings.GENERATION_DAILY_RESET_SECONDS = None  # the fake's requests-per-day reset header decides
     fake.configure(daily_limit=2, daily_window_seconds=1.5)
     run = await database_sync_to_async(start)(team)
-    provider = openai(fake, client)
+    provider = openai(fake, http)
     run = await run_execute(run_id=run.pk, worker="w1", provider=provider)
     assert run.status == "waiting_daily_quota" and run.succeeded == 2
     assert run.reason.startswith("Daily quota reached: resumes automatically at")
@@ -72,20 +72,20 @@ async def test_an_openai_daily_cap_parks_the_run_and_it_resumes_by_itself_after_
 
 
 async def test_a_gemini_per_day_quota_parks_until_the_configured_reset(
-    team, four_scenes, fake, client, settings
+    team, four_scenes, fake, http, settings
 ):
     settings.GENERATION_DAILY_RESET_SECONDS = 60
     fake.configure(daily_limit=1)
     run = await database_sync_to_async(start)(team)
-    run = await run_execute(run_id=run.pk, worker="w1", provider=gemini(fake, client))
+    run = await run_execute(run_id=run.pk, worker="w1", provider=gemini(fake, http))
     assert run.status == "waiting_daily_quota" and run.succeeded == 1
     assert timedelta(seconds=55) < run.quota_resume_at - timezone.now() <= timedelta(seconds=60)
 
 
-async def test_an_editor_can_stop_a_parked_run_or_resume_it_early(team, four_scenes, fake, client, settings):
+async def test_an_editor_can_stop_a_parked_run_or_resume_it_early(team, four_scenes, fake, http, settings):
     settings.GENERATION_DAILY_RESET_SECONDS = 3600
     fake.configure(daily_limit=1, daily_window_seconds=3600)
-    provider = openai(fake, client)
+    provider = openai(fake, http)
     run = await database_sync_to_async(start)(team)
     run = await run_execute(run_id=run.pk, worker="w1", provider=provider)
     assert run.status == "waiting_daily_quota"
@@ -108,10 +108,8 @@ async def test_an_editor_can_stop_a_parked_run_or_resume_it_early(team, four_sce
     assert not await database_sync_to_async(BatchRun.objects.filter(status__in=BatchRun.ACTIVE).exists)()
 
 
-async def test_spent_billing_credit_ends_the_run_since_no_reset_brings_it_back(
-    team, four_scenes, fake, client
-):
+async def test_spent_billing_credit_ends_the_run_since_no_reset_brings_it_back(team, four_scenes, fake, http):
     fake.configure(daily_limit=1)  # without a daily window the OpenAI flavor answers insufficient_quota
     run = await database_sync_to_async(start)(team)
-    run = await run_execute(run_id=run.pk, worker="w1", provider=openai(fake, client))
+    run = await run_execute(run_id=run.pk, worker="w1", provider=openai(fake, http))
     assert run.status == "failed" and "billing" in run.reason

@@ -32,11 +32,11 @@ def stored_run(pk: int) -> BatchRun:
 
 
 async def test_every_attempt_records_what_the_provider_bills_and_the_run_adds_it_up(
-    team, four_scenes, fake, client
+    team, four_scenes, fake, http
 ):
     fake.configure(fail_next=["503"])
     run = await database_sync_to_async(start)(team)
-    run = await run_execute(run_id=run.pk, worker="w1", provider=openai(fake, client))
+    run = await run_execute(run_id=run.pk, worker="w1", provider=openai(fake, http))
     assert run.status == "completed" and run.succeeded == 4
     attempts = await database_sync_to_async(list)(GenerationAttempt.objects.filter(run=run).order_by("pk"))
     assert [a.status for a in attempts] == ["failed", "succeeded", "succeeded", "succeeded", "succeeded"]

@@ -11,6 +11,8 @@ from channels.db import database_sync_to_async
 from django.core.management.base import BaseCommand, CommandError
 
 from generation import services
+from generation.costs.estimates import run_estimate
+from generation.costs.prices import money
 from generation.models import BatchRun
 from generation.runs.execution import RunExecution, run_execute
 from projects.models import Membership, Project, Role
@@ -32,6 +34,14 @@ def parse_positions(spec: str) -> set[int]:
             raise CommandError(f"Bad scene range {part!r}")
         positions.update(range(start, end + 1))
     return positions
+
+
+def find_project(ref: str) -> Project:
+    query = Project.objects.filter(pk=int(ref)) if ref.isdigit() else Project.objects.filter(title=ref)
+    project = query.first()
+    if project is None:
+        raise CommandError(f"No project {ref!r}")
+    return project
 
 
 class ProgressBar:
@@ -82,6 +92,11 @@ class Command(BaseCommand):
         parser.add_argument("--provider", default="", help="Image provider name (default: the project's)")
         parser.add_argument("--concurrency", type=int, default=0, help="Maximum requests in flight")
         parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Show the estimate (scenes, requests, cost, duration) and generate nothing",
+        )
+        parser.add_argument(
             "--characters",
             action="store_true",
             help="Generate missing character references instead of scenes",
@@ -99,6 +114,18 @@ class Command(BaseCommand):
             overrides = {"max_concurrency": n, "start_concurrency": min(n, 5), "min_concurrency": 1}
         owner = Membership.objects.filter(project=project, role=Role.OWNER).select_related("user").first()
         user = owner.user if owner else None
+        if options["dry_run"]:
+            estimate = run_estimate(
+                project=project,
+                user=user,
+                scene_ids=scene_ids,
+                regenerate=options["regenerate"],
+                provider=options["provider"],
+                overrides=overrides,
+            )
+            for line in estimate.lines():
+                self.stdout.write(line)
+            return
         try:
             if options["characters"]:
                 run, created = services.character_run_start(project=project, user=user, overrides=overrides)
@@ -117,17 +144,14 @@ class Command(BaseCommand):
             raise CommandError(f"Run {run.pk} is already active for this project; stop it first.")
         run = asyncio.run(self._execute(run.pk))
         self.stdout.write("")
+        self.stdout.write(f"Cost: {money(run.cost, unpriced=run.unpriced)}")
         self.stdout.write(run.summary + (f" — {run.reason}" if run.reason else ""))
         attempted = run.total - run.skipped
         if attempted and run.succeeded == 0:
             sys.exit(1)
 
     def _project(self, ref: str) -> Project:
-        query = Project.objects.filter(pk=int(ref)) if ref.isdigit() else Project.objects.filter(title=ref)
-        project = query.first()
-        if project is None:
-            raise CommandError(f"No project {ref!r}")
-        return project
+        return find_project(ref)
 
     async def _execute(self, run_id: int) -> BatchRun:
         """Execute the run here, or follow it while another worker executes it (a worker woken by the
