@@ -182,3 +182,32 @@ def run_estimate(
         latency=latency,
         simulate=simulate,
     )
+
+
+def budget_refusal(*, project, user, scenes: Sequence, regenerate: bool, provider: str) -> str:
+    """Why a run of `scenes` may not start for budget reasons ("" when it may): its expected cost is
+    more than the project's or the person's monthly budget has left."""
+    from django.conf import settings
+
+    from generation.costs.models import Budget
+    from generation.runs.providers import provider_for
+
+    user_id = getattr(user, "pk", None)
+    if not Budget.objects.filter(models_q(project_id=project.pk, user_id=user_id)).exists():
+        return ""
+    count = sum(1 for s in scenes if not s.skip_code(regenerate=regenerate))
+    name = provider or project.provider or settings.GENERATION_PROVIDER
+    unit = unit_cost(price_key(provider_for(name, project.provider_model)))
+    left = budget_left(project_id=project.pk, user_id=user_id)
+    if unit is None or left is None or unit * count <= left:
+        return ""
+    return (
+        f"Over budget: {count} scene(s) are expected to cost {money(unit * count)}, "
+        f"and the budget has {money(max(left, Decimal(0)))} left. Raise the budget to generate them."
+    )
+
+
+def models_q(*, project_id: int, user_id: int | None):
+    from django.db.models import Q
+
+    return Q(project_id=project_id) | Q(user_id=user_id) if user_id is not None else Q(project_id=project_id)

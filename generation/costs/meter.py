@@ -2,13 +2,14 @@
 refuses a dispatch which could take the run past what it may spend.
 
 The guard wraps the run's limiter: the scheduler takes a send slot from it right before each request,
-so checking there (spent + one price per request in flight + this one <= budget left) means requests in
-flight can overshoot the budget only by what their actual cost exceeds the table's price.
+so checking there (spent + one price per request not billed yet + this one <= budget left) means requests
+in flight can overshoot the budget only by what their actual cost exceeds the table's price.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,7 @@ from generation.costs.prices import AttemptCost, PriceKey, attempt_cost, money, 
 from generation.providers.base import ImageRequest, ImageResult, Provider
 
 BUDGET_REACHED = "Budget reached"
+RESERVATION_POLL_SECONDS = 0.05
 
 
 class CostMeter:
@@ -31,6 +33,10 @@ class CostMeter:
         self.unpriced = 0
         self.left: Decimal | None = None
         self.unit_price: Decimal | None = None
+        # Slots taken whose attempt is not billed yet: sent, or about to be. Counted from the slot, not
+        # from the scheduler's in-flight count, which drops before the answer's cost is recorded.
+        self.reserved = 0
+        self._lock = threading.Lock()
         self._prices: dict[PriceKey, Price | None] = {}
 
     def prepare(
@@ -55,17 +61,22 @@ class CostMeter:
         self, request: ImageRequest, result: ImageResult | None, error: BaseException | None
     ) -> AttemptCost:
         cost = attempt_cost(price=self.price(request), result=result, error=error, batch=self.batch)
-        if cost.cost is not None:
-            self.spent += cost.cost
-        self.unpriced += int(cost.unpriced)
+        with self._lock:
+            self.reserved = max(0, self.reserved - 1)
+            if cost.cost is not None:
+                self.spent += cost.cost
+            self.unpriced += int(cost.unpriced)
         return cost
 
-    def allows(self, *, in_flight: int) -> bool:
-        """Whether one more request fits the budget with `in_flight` others still to be billed."""
-        unit = self.unit_price
-        if self.left is None or unit is None:
+    def reserve(self) -> bool:
+        """Take a slot for one more request if it fits the budget with every unbilled one priced in."""
+        with self._lock:
+            unit = self.unit_price
+            if self.left is not None and unit is not None:
+                if self.spent + unit * (self.reserved + 1) > self.left:
+                    return False
+            self.reserved += 1
             return True
-        return self.spent + unit * (in_flight + 1) <= self.left
 
     def reached_message(self) -> str:
         return (
@@ -77,20 +88,21 @@ class BudgetGuard:
     """A Limiter (generation.engine.limiter) that stops the run instead of letting a request past the
     budget; everything else is the wrapped limiter's."""
 
-    def __init__(
-        self, limiter: Any, *, meter: CostMeter, in_flight: Callable[[], int], stop: Callable[[str], None]
-    ) -> None:
+    def __init__(self, limiter: Any, *, meter: CostMeter, stop: Callable[[str], None]) -> None:
         self._limiter = limiter
         self._meter = meter
-        self._in_flight = in_flight
         self._stop = stop
 
     async def acquire(self) -> None:
-        if not self._meter.allows(in_flight=self._in_flight()):
-            self._stop(self._meter.reached_message())
-            # The stop cancels the dispatcher waiting here: nothing more is sent.
-            await asyncio.get_running_loop().create_future()
         await self._limiter.acquire()
+        while not self._meter.reserve():
+            if not self._meter.reserved:
+                self._stop(self._meter.reached_message())
+                # The stop cancels the dispatcher waiting here: nothing more is sent.
+                await asyncio.get_running_loop().create_future()
+            # Requests still unbilled may cost less than their price, or fail unbilled: wait for them
+            # rather than stop the run under them (a stop would cancel those not sent yet).
+            await asyncio.sleep(RESERVATION_POLL_SECONDS)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._limiter, name)

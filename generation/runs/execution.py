@@ -128,7 +128,6 @@ class RunExecution:
         self.scheduler.limiter = BudgetGuard(
             self.scheduler.limiter,
             meter=self.meter,
-            in_flight=lambda: self.scheduler._in_flight,
             stop=lambda message: self.scheduler.stop(StopReason.STOPPED, message),
         )
         self.stop_seen = asyncio.Event()

@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from generation.costs.estimates import budget_refusal
 from generation.engine.config import EngineConfig
 from generation.live.events import stop_worker, wake_worker
 from generation.models import BatchRun, GenerationAttempt, SceneVersion
@@ -71,6 +72,11 @@ def run_start(
     if missing:
         names = ", ".join(c.name for c in missing)
         raise RunRefused(f"These characters need a reference image first: {names}.", missing=missing)
+    refusal = budget_refusal(
+        project=project, user=user, scenes=scenes, regenerate=regenerate, provider=provider
+    )
+    if refusal:
+        raise RunRefused(refusal)
     return _create_run(
         project=project,
         user=user,
