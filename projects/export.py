@@ -25,7 +25,7 @@ from django.utils.text import slugify
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from zipstream import ZIP_STORED, ZipStream
 
-from generation.selectors import current_versions
+from generation.selectors import current_versions, project_cost
 from projects.images import ensure_thumbnail
 from projects.models import Project, Scene, SkipReason
 
@@ -241,6 +241,7 @@ def manifest_json(project: Project, exported: list[Row], missing: list[Row], *, 
         "project": {"id": project.pk, "title": project.title},
         "exported_at": now.isoformat(),
         "images": len(exported),
+        "cost": project_cost(project_id=project.pk),
         "scenes": scenes,
         "missing": gaps,
     }

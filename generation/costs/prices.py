@@ -87,3 +87,8 @@ def money(amount: Decimal | None, *, unpriced: int = 0) -> str:
         return "unpriced"
     text = f"${amount:.4f}" if amount < 1 else f"${amount:.2f}"
     return f"{text} + {unpriced} unpriced" if unpriced else text
+
+
+def usd(amount: Decimal | None) -> str | None:
+    """The amount as the database keeps it (6 places), for JSON."""
+    return None if amount is None else str(Decimal(amount).quantize(Decimal("0.000001")))

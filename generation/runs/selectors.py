@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
-from django.db.models import F, Q
+from django.db.models import F, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
-from generation.costs.prices import money
+from generation.costs.prices import money, usd
 from generation.models import BatchRun, SceneVersion
 from projects.models import Character, Project, Scene, SkipReason
 
@@ -73,10 +74,19 @@ def run_payload(run: BatchRun) -> dict[str, Any]:
         if run.quota_resume_at
         and run.status in (BatchRun.Status.WAITING_QUOTA, BatchRun.Status.WAITING_DAILY_QUOTA)
         else None,
-        "cost": str(run.cost),
+        "cost": usd(run.cost),
         "cost_text": money(run.cost, unpriced=run.unpriced),
         "unpriced": run.unpriced,
     }
+
+
+def project_cost(*, project_id: int) -> dict[str, Any]:
+    """What the project's runs spent, for the ZIP's manifest and pages ("unpriced" counted apart)."""
+    totals = BatchRun.objects.filter(project_id=project_id).aggregate(
+        cost=Sum("cost"), unpriced=Sum("unpriced")
+    )
+    cost, unpriced = totals["cost"] or Decimal(0), totals["unpriced"] or 0
+    return {"usd": usd(cost), "unpriced_images": unpriced, "text": money(cost, unpriced=unpriced)}
 
 
 def current_versions(*, project_id: int) -> dict[int, dict[str, Any]]:
