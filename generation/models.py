@@ -6,6 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from projects.models import Character, Project, Scene
+from projects.wording import all_of, count_noun, listing, plural, were
 
 # BatchRun.ACTIVE as plain strings, for the constraint and the index (their migrations copy them).
 ACTIVE_STATUSES = ["queued", "running", "waiting_quota", "stopping", "waiting_daily_quota"]
@@ -100,17 +101,21 @@ class BatchRun(models.Model):
 
     def noun(self, count: int) -> str:
         word = "scene" if self.kind == self.Kind.SCENES else "character reference"
-        return word if count == 1 else word + "s"
+        return plural(count, word)
+
+    def _word(self) -> str:
+        return "scene" if self.kind == self.Kind.SCENES else "character reference"
 
     def summary_message(self) -> str:
         """The one-line outcome shown in the snackbar, in the product owner's three shapes."""
         attempted = self.total - self.skipped - self.removed
+        word = self._word()
         if self.total and self.skipped == self.total:
-            return f"Nothing to generate: all {self.total} {self.noun(self.total)} were skipped"
+            return f"Nothing to generate: {all_of(self.total, word)} {were(self.total)} skipped"
         if self.total and self.succeeded == self.total:
-            return f"Successfully generated all {self.total} {self.noun(self.total)}!"
+            return f"Successfully generated {all_of(self.total, word)}!"
         if attempted and self.succeeded == 0 and self.failed == attempted:
-            return f"Error: all {attempted} {self.noun(attempted)} failed to generate. Please try again."
+            return self._all_failed(attempted)
         extras = [f"{self.failed} failed"] if self.failed else []
         if self.skipped:
             extras.append(f"{self.skipped} skipped")
@@ -120,7 +125,31 @@ class BatchRun(models.Model):
         if not_done:
             extras.append(f"{not_done} not attempted")
         tail = f" ({', '.join(extras)})" if extras else ""
-        return f"Generated {self.succeeded} of {self.total} {self.noun(self.total)}{tail}"
+        return f"Generated {self.succeeded} of {count_noun(self.total, word)}{tail}"
+
+    def refused_positions(self) -> list[int]:
+        """Story positions of this run's scenes the provider refused for safety: trying again won't help."""
+        if self.pk is None or self.kind != self.Kind.SCENES:
+            return []
+        refused = self.attempts.filter(status=GenerationAttempt.Status.FAILED, error_kind="safety")
+        positions = refused.exclude(scene=None).values_list("scene__position", flat=True)
+        return sorted(set(positions))
+
+    def _all_failed(self, attempted: int) -> str:
+        refused = self.refused_positions()
+        if not refused:
+            return f"Error: {all_of(attempted, self._word())} failed to generate. Please try again."
+        scenes = f"{plural(len(refused), 'scene')} {listing(refused)}"
+        if len(refused) >= attempted:
+            return (
+                f"Error: the provider refused the {plural(len(refused), 'prompt')} of {scenes} "
+                f"under its content policy. Reword {'it' if len(refused) == 1 else 'them'} "
+                "(Edit the scene), then Retry."
+            )
+        return (
+            f"Error: {all_of(attempted, self._word())} failed to generate; the provider refused {scenes} "
+            "under its content policy (reword those prompts). Retry the others."
+        )
 
     def duration_seconds(self) -> float | None:
         if not self.started:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from generation.costs.estimates import run_estimate
+from generation.runs.providers import ProviderStatus, provider_statuses
 from generation.runs.selectors import (
     active_run,
     current_versions,
@@ -16,12 +17,14 @@ from generation.runs.selectors import (
 )
 
 __all__ = [
+    "ProviderStatus",
     "active_run",
     "current_versions",
     "latest_run",
     "missing_references",
     "project_cost",
     "project_snapshot",
+    "provider_statuses",
     "run_estimate",
     "run_payload",
     "runs_needing_a_worker",

@@ -13,6 +13,11 @@ urlpatterns = [
         name="run_action",
     ),
     path(
+        "projects/<int:project_id>/scenes/<int:scene_id>/versions.json",
+        views.scene_versions,
+        name="scene_versions",
+    ),
+    path(
         "projects/<int:project_id>/scenes/<int:scene_id>/versions/<int:version_id>/image/",
         views.version_image,
         name="version_image",

@@ -13,6 +13,7 @@ from django.http import (
     JsonResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from generation import selectors
@@ -21,7 +22,7 @@ from generation.costs.prices import money
 from generation.models import SceneVersion
 from generation.services import RunRefused, perform_action, scene_version_make_current
 from projects.access import membership_for
-from projects.models import Role
+from projects.models import Role, Scene
 from projects.views import send_image
 
 ACTION_MESSAGES = {
@@ -101,6 +102,28 @@ def version_image(
     project = membership_for(user=request.user, project_id=project_id).project
     version = get_object_or_404(SceneVersion, pk=version_id, scene_id=scene_id, scene__project=project)
     return send_image(Path(version.image.path), thumb="thumb" in request.GET)
+
+
+@login_required
+def scene_versions(request: HttpRequest, project_id: int, scene_id: int) -> JsonResponse:
+    """A scene's images, newest first, for the page's viewer."""
+    project = membership_for(user=request.user, project_id=project_id).project
+    scene = get_object_or_404(Scene, pk=scene_id, project=project)
+    versions = [
+        {
+            "number": v.number,
+            "image": reverse("version_image", args=[project.pk, scene.pk, v.pk]),
+            "current": v.image.name == scene.image.name,
+            "provider": v.provider,
+            "model": v.model,
+            "created": v.created.isoformat(),
+            "prompt": v.prompt,
+            "stale": Scene.prompt_changed_since(v.prompt, scene.prompt),
+        }
+        for v in scene.versions.order_by("-number")
+    ]
+    title = f"Scene {scene.position}" + (f": {scene.title}" if scene.title else "")
+    return JsonResponse({"scene": scene.pk, "title": title, "prompt": scene.prompt, "versions": versions})
 
 
 @login_required

@@ -18,6 +18,7 @@ from generation.admin_actions import retry_scenes
 from generation.models import GenerationAttempt
 from projects.access import admin_allows, admin_projects
 from projects.models import Character, Membership, Project, Role, Scene
+from projects.wording import count_noun
 
 
 class MemberScopedAdmin(admin.ModelAdmin):
@@ -205,7 +206,9 @@ class SceneAdmin(InProjectAdmin):
     def retry_selected(self, request, queryset) -> None:
         queued, refusals = retry_scenes(user=request.user, scenes=queryset.select_related("project"))
         if queued:
-            self.message_user(request, f"Queued {queued} scene(s) for generation.", messages.SUCCESS)
+            self.message_user(
+                request, f"Queued {count_noun(queued, 'scene')} for generation.", messages.SUCCESS
+            )
         for reason in refusals:
             self.message_user(request, f"Not queued: {reason}", messages.WARNING)
 

@@ -28,6 +28,7 @@ from zipstream import ZIP_STORED, ZipStream
 from generation.selectors import current_versions, project_cost
 from projects.images import ensure_thumbnail
 from projects.models import Project, Scene, SkipReason
+from projects.wording import count_noun
 
 SLUG_MAX = 80
 FALLBACK_SLUG = "storyboard"
@@ -110,6 +111,21 @@ def image_path(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def last_attempt_failed(row: Row) -> bool:
+    """The scene shows an image, but its last attempt failed: the image is an older one."""
+    return bool(row["image"]) and row["status"] == Scene.Status.FAILED
+
+
+def image_is_stale(row: Row) -> bool:
+    """Scene.image_is_stale for a row: the current image was made from an earlier prompt."""
+    made_from = (row["version"] or {}).get("prompt")
+    return bool(row["image"]) and Scene.prompt_changed_since(made_from, row["prompt"])
+
+
+def failure_text(row: Row) -> str:
+    return row["last_error"].strip() or "no reason recorded"
+
+
 def missing_reason(row: Row) -> str:
     if row["image"]:
         return FILE_MISSING
@@ -146,7 +162,8 @@ def project_zip(*, project: Project, now: datetime | None = None) -> ZipExport:
             exported.append(row)
         else:
             missing.append(row)
-    stream.add(failed_text(project.title, missing, total=len(rows)), "failed_scenes.txt")
+    failed = [row for row in exported if last_attempt_failed(row)]
+    stream.add(failed_text(project.title, missing, total=len(rows), failed=failed), "failed_scenes.txt")
     stream.add(manifest_json(project, exported, missing, now=now), "manifest.json")
     day = timezone.localdate(now)
     return ZipExport(
@@ -218,19 +235,43 @@ def info_text(row: Row) -> str:
     return "\n".join(lines) + "\n"
 
 
-def failed_text(title: str, missing: list[Row], *, total: int) -> str:
+def failed_text(title: str, missing: list[Row], *, total: int, failed: list[Row] = ()) -> str:
+    """Scenes without an image in the export, then scenes whose image is older than a failed attempt."""
+    lines: list[str] = []
     if not missing:
-        return f"Every one of the {total} scenes of “{title}” has an image.\n"
-    lines = [f"{len(missing)} of {total} scenes of “{title}” have no image in this export.", ""]
-    for row in missing:
-        lines.append(f"Scene {row['position']}: {missing_reason(row)}")
-        lines.append(f"  Prompt: {row['prompt'].strip() or '(empty)'}")
+        every = "The one scene" if total == 1 else f"Every one of the {total} scenes"
+        lines.append(f"{every} of “{title}” has an image.")
+    else:
+        have = "has" if len(missing) == 1 else "have"
+        lines += [
+            f"{len(missing)} of {count_noun(total, 'scene')} of “{title}” {have} no image in this export.",
+            "",
+        ]
+        for row in missing:
+            lines.append(f"Scene {row['position']}: {missing_reason(row)}")
+            lines.append(f"  Prompt: {row['prompt'].strip() or '(empty)'}")
+    if failed:
+        lines += [
+            "",
+            f"The last attempt failed for {count_noun(len(failed), 'scene')}; "
+            "the export has the older image they still show:",
+        ]
+        for row in failed:
+            lines.append(f"Scene {row['position']}: last attempt failed: {failure_text(row)}")
+            lines.append(f"  Prompt: {row['prompt'].strip() or '(empty)'}")
     return "\n".join(lines) + "\n"
 
 
 def manifest_json(project: Project, exported: list[Row], missing: list[Row], *, now: datetime) -> str:
     scenes = [
-        {**scene_facts(row), "image_file": row["image_file"], "info_file": row["info_file"]}
+        {
+            **scene_facts(row),
+            "image_file": row["image_file"],
+            "info_file": row["info_file"],
+            # The image is older than the scene's last attempt, which failed (None: it did not).
+            "last_attempt_failed": failure_text(row) if last_attempt_failed(row) else None,
+            "prompt_changed_since_image": image_is_stale(row),
+        }
         for row in exported
     ]
     gaps = [
@@ -242,6 +283,7 @@ def manifest_json(project: Project, exported: list[Row], missing: list[Row], *, 
         "exported_at": now.isoformat(),
         "images": len(exported),
         "cost": project_cost(project_id=project.pk),
+        "last_attempt_failed": [row["position"] for row in exported if last_attempt_failed(row)],
         "scenes": scenes,
         "missing": gaps,
     }
@@ -255,6 +297,16 @@ CELL_WIDTH, THUMB_HEIGHT, CAPTION_HEIGHT, GAP = 320, 200, 44, 16
 CELL_HEIGHT = THUMB_HEIGHT + CAPTION_HEIGHT
 SHEET_WIDTH = GAP + SHEET_COLUMNS * (CELL_WIDTH + GAP)
 PAPER, INK, MUTED, FRAME, MAT = "white", (31, 35, 40), (106, 111, 118), (200, 198, 192), (236, 235, 231)
+ALERT = (180, 35, 24)
+
+
+def sheet_marker(row: Row) -> str:
+    """What a cell says over an image that is not of the scene as it stands (the page says the same)."""
+    if last_attempt_failed(row):
+        return "LAST ATTEMPT FAILED"
+    if image_is_stale(row):
+        return "PROMPT CHANGED"
+    return ""
 
 
 def sheet_size(scenes: int) -> tuple[int, int]:
@@ -321,6 +373,11 @@ def _draw_cell(band: Image.Image, draw: ImageDraw.ImageDraw, x: int, row: Row, f
             band.paste(thumb, (x + (CELL_WIDTH - thumb.width) // 2, (THUMB_HEIGHT - thumb.height) // 2))
         draw.rectangle(box, outline=FRAME, width=1)
     heading = f"Scene {row['position']}" + (f"  {row['title']}" if row["title"] else "")
+    marker = sheet_marker(row)
+    if marker:
+        width = int(caption.getlength(marker)) + 12
+        draw.rectangle((x + CELL_WIDTH - width, 4, x + CELL_WIDTH - 4, 22), fill=ALERT)
+        draw.text((x + CELL_WIDTH - width + 4, 6), marker, fill=PAPER, font=caption)
     draw.text((x, THUMB_HEIGHT + 6), _fit(heading, label, CELL_WIDTH), fill=INK, font=label)
     excerpt = " ".join(row["prompt"].split()) or "(empty prompt)"
     draw.text((x, THUMB_HEIGHT + 25), _fit(excerpt, caption, CELL_WIDTH), fill=MUTED, font=caption)

@@ -9,11 +9,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
+from django.utils import timezone
 
 from projects import export
 from projects.access import membership_for
 from projects.images import harden_file_response
+from projects.models import Scene
 
 
 @login_required
@@ -28,6 +30,25 @@ def project_export_zip(request: HttpRequest, project_id: int) -> HttpResponse:
     response = _download(request, iter(archive.stream), "application/zip", archive)
     response["Content-Length"] = str(len(archive))
     return response
+
+
+@login_required
+def project_contact_sheet_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The contact sheet as a page of the studio (printable); the PNG stays a download from it."""
+    membership = membership_for(user=request.user, project_id=project_id)
+    project = membership.project
+    cells = [
+        {
+            **row,
+            "failed": export.last_attempt_failed(row),
+            "stale": export.image_is_stale(row),
+            "why_not": "" if row["image"] else export.missing_reason(row),
+            "excerpt": Scene(prompt=row["prompt"]).excerpt(160),
+        }
+        for row in export.scene_rows(project)
+    ]
+    context = {"project": project, "membership": membership, "cells": cells, "now": timezone.now()}
+    return render(request, "projects/contact_sheet.html", context)
 
 
 @login_required

@@ -4,6 +4,7 @@ from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
+from generation.selectors import provider_statuses
 from projects.images import validate_reference_image
 from projects.models import Character, Project, Role, Scene
 
@@ -33,10 +34,13 @@ class ProjectSettingsForm(forms.ModelForm):
         from generation.providers import available
 
         super().__init__(*args, **kwargs)
-        default = [("", f"Studio default ({settings.GENERATION_PROVIDER})")]
         # The test-only providers draw fake images: a production project picking one would look broken.
         offered = [name for name in available() if settings.DEBUG or name not in TEST_ONLY_PROVIDERS]
-        self.fields["provider"].choices = default + [(name, name) for name in offered]
+        self.statuses = provider_statuses(offered)
+        labels = {s.name: s.label + ("" if s.ready else " (not configured)") for s in self.statuses}
+        studio = labels.get(settings.GENERATION_PROVIDER, settings.GENERATION_PROVIDER)
+        default = [("", f"Studio default: {studio}")]
+        self.fields["provider"].choices = default + [(name, labels[name]) for name in offered]
 
 
 class SceneForm(forms.ModelForm):

@@ -145,7 +145,14 @@ class SceneQuerySet(models.QuerySet):
         return self._mark(fence, status=Scene.Status.READY, image=image, last_error="", **fields)
 
     def mark_failed(self, *, reason: str, fence: Exists | None = None) -> int:
-        return self._mark(fence, status=Scene.Status.FAILED, last_error=reason[:2000], claimed_by=None)
+        # The prompt the failure was for: after an edit, the reason may no longer apply (failure_is_stale).
+        return self._mark(
+            fence,
+            status=Scene.Status.FAILED,
+            last_error=reason[:2000],
+            error_prompt=models.F("prompt"),
+            claimed_by=None,
+        )
 
     def mark_requeue(self, *, fence: Exists | None = None) -> int:
         """Scenes left mid-generation go back to pending: their requests will never be answered."""
@@ -154,6 +161,13 @@ class SceneQuerySet(models.QuerySet):
 
     def mark_skipped(self, *, fence: Exists | None = None) -> int:
         return self._mark(fence, status=Scene.Status.SKIPPED)
+
+    def with_image_prompt(self) -> SceneQuerySet:
+        """Annotate `image_prompt`: the prompt the current image was generated from (None when no version
+        records it), so image_is_stale() needs no query per scene. Order it yourself: with an aggregate
+        in the query Django leaves Meta.ordering out."""
+        current = models.Q(versions__image=models.F("image"))
+        return self.annotate(image_prompt=models.Max("versions__prompt", filter=current))
 
 
 class Scene(models.Model):
@@ -172,6 +186,7 @@ class Scene(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     image = PrivateImageField(upload_to=scene_image_path, blank=True)
     last_error = models.TextField(blank=True)
+    error_prompt = models.TextField(blank=True, help_text="The prompt the last failure was for")
     # The run that holds this scene; set and cleared by conditional updates so two runs never share a scene.
     claimed_by = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)
     characters = models.ManyToManyField(Character, blank=True, related_name="scenes")
@@ -207,5 +222,34 @@ class Scene(models.Model):
         return code.label if code else ""
 
     def excerpt(self, length: int = 120) -> str:
+        """The prompt on one line, at most `length` characters, cut at a word boundary."""
         text = " ".join(self.prompt.split())
-        return text if len(text) <= length else text[: length - 1].rstrip() + "…"
+        if len(text) <= length:
+            return text
+        cut = text[: length - 1]
+        # Back up to the last space unless that throws most of it away (one very long "word": a URL).
+        if " " in cut and cut.rfind(" ") >= length // 2:
+            cut = cut[: cut.rfind(" ")]
+        return cut.rstrip(" ,;:.-") + "…"
+
+    def _image_prompt(self) -> str | None:
+        if hasattr(self, "image_prompt"):  # SceneQuerySet.with_image_prompt()
+            return self.image_prompt
+        versions = self.versions.filter(image=self.image.name).order_by("-number")
+        return versions.values_list("prompt", flat=True).first()
+
+    def image_is_stale(self) -> bool:
+        """The current image was generated from another prompt than the scene has now: an edit since."""
+        return bool(self.image) and self.prompt_changed_since(self._image_prompt(), self.prompt)
+
+    @staticmethod
+    def prompt_changed_since(made_from: str | None, prompt: str) -> bool:
+        """The rule of image_is_stale for callers that read rows, not scenes (the export). An image no
+        version records the prompt of (one from before versions) is never called stale."""
+        return made_from is not None and made_from.strip() != prompt.strip()
+
+    def failure_is_stale(self) -> bool:
+        """The scene's last attempt failed, but for a prompt that has been edited since. Unknown (no
+        error_prompt: a failure not recorded by mark_failed) is not stale; an empty prompt never fails."""
+        failed_for = self.error_prompt.strip()
+        return self.status == self.Status.FAILED and bool(failed_for) and failed_for != self.prompt.strip()

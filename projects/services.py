@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -15,6 +16,7 @@ from django.utils import timezone
 from projects.importers import ParsedScene, parse_story
 from projects.mentions import MentionFinder, find_mentions
 from projects.models import Character, Membership, Project, Role, Scene
+from projects.wording import count_noun, listing
 
 SCENE_GONE = "That scene was deleted meanwhile (by someone else, or by an import); nothing was changed."
 # Positions are parked above this offset mid-reorder so the (project, position) unique constraint never trips.
@@ -151,11 +153,36 @@ def _reorder(*, project: Project, ordered_ids: Sequence[int]) -> None:
         Scene.objects.filter(pk=pk).update(position=index)
 
 
+@dataclass
+class StoryImported:
+    """What an import did besides adding scenes: the characters it created and the links it made."""
+
+    scenes: list[Scene]
+    created: list[Character] = field(default_factory=list)
+    links: int = 0
+
+    def message(self) -> str:
+        text = f"Imported {count_noun(len(self.scenes), 'scene')}"
+        if self.created:
+            names = listing([c.name for c in self.created], limit=8)
+            text += f"; created {count_noun(len(self.created), 'character')} ({names})"
+        if self.links:
+            text += f"; linked {count_noun(self.links, 'character appearance')} found in the story"
+        return text + "."
+
+
 def story_import(
     *, project: Project, text: str, fmt: str = "auto", filename: str = "", mode: str = "append"
 ) -> list[Scene]:
     """Parse first, write after: a malformed story or a cap raises (StoryFormatError, ValidationError)
     and changes nothing."""
+    return story_import_outcome(project=project, text=text, fmt=fmt, filename=filename, mode=mode).scenes
+
+
+def story_import_outcome(
+    *, project: Project, text: str, fmt: str = "auto", filename: str = "", mode: str = "append"
+) -> StoryImported:
+    """story_import, telling also which characters it created and how many links it made."""
     parsed = parse_story(text, fmt=fmt, filename=filename)
     with transaction.atomic():
         _lock(project)
@@ -172,8 +199,8 @@ def story_import(
         )
         created = Character.objects.bulk_create(Character(project=project, name=name) for name in new_names)
         known.update((c.name.casefold(), c) for c in created)
-        _link_imported(scenes=scenes, parsed=parsed, by_name=known)
-    return scenes
+        links = _link_imported(scenes=scenes, parsed=parsed, by_name=known)
+    return StoryImported(scenes=scenes, created=created, links=links)
 
 
 def _lock(project: Project) -> None:
@@ -205,13 +232,13 @@ def _new_character_names(parsed: list[ParsedScene], known: dict[str, Character])
     return list(new.values())
 
 
-def _link_imported(*, scenes: list[Scene], parsed: list[ParsedScene], by_name: dict[str, Character]) -> None:
+def _link_imported(*, scenes: list[Scene], parsed: list[ParsedScene], by_name: dict[str, Character]) -> int:
     finder = _finder(by_name.values())
     links = set()
     for scene, item in zip(scenes, parsed, strict=True):
         named = [by_name[name.casefold()] for name in item.characters]
         links.update((scene.pk, c.pk) for c in (*named, *finder.find(scene.prompt)))
-    _add_links(links)
+    return _add_links(links)
 
 
 def _finder(characters: Iterable[Character]) -> MentionFinder[Character]:
@@ -242,19 +269,33 @@ def scene_link_characters(*, scene: Scene) -> list[Character]:
     return proposed
 
 
-def project_link_characters(*, project: Project) -> int:
+def project_links_propose(*, project: Project) -> list[tuple[Scene, list[Character]]]:
+    """Per scene (in story order), the characters named in its prompt that it is not linked to yet."""
     finder = _finder(project.characters.all())
     existing = set(
         Scene.characters.through.objects.filter(scene__project=project).values_list(
             "scene_id", "character_id"
         )
     )
-    new = {
-        (scene.pk, character.pk)
-        for scene in project.scenes.only("pk", "prompt")
-        for character in finder.find(scene.prompt)
-    } - existing
-    return _add_links(new)
+    proposals = []
+    for scene in project.scenes.order_by("position").only("pk", "position", "title", "prompt"):
+        found = [c for c in finder.find(scene.prompt) if (scene.pk, c.pk) not in existing]
+        if found:
+            proposals.append((scene, sorted(found, key=lambda c: c.name)))
+    return proposals
+
+
+def project_links_apply(*, project: Project, pairs: Iterable[tuple[int, int]]) -> int:
+    """Add the proposed links among `pairs` (scene id, character id): a pair no longer proposed (the
+    prompt changed, or a teammate linked it meanwhile) is left out. Returns how many were added."""
+    proposed = {(s.pk, c.pk) for s, found in project_links_propose(project=project) for c in found}
+    return _add_links(set(pairs) & proposed)
+
+
+def project_link_characters(*, project: Project) -> int:
+    """Link every proposed appearance at once (the admin and scripts; the page asks first)."""
+    proposals = project_links_propose(project=project)
+    return _add_links({(scene.pk, c.pk) for scene, found in proposals for c in found})
 
 
 def character_save(

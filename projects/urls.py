@@ -13,11 +13,17 @@ urlpatterns = [
     path("projects/<int:project_id>/import/", views.story_import, name="story_import"),
     path("projects/<int:project_id>/export.zip", export_views.project_export_zip, name="project_export_zip"),
     path(
+        "projects/<int:project_id>/contact-sheet/",
+        export_views.project_contact_sheet_page,
+        name="project_contact_sheet_page",
+    ),
+    path(
         "projects/<int:project_id>/contact-sheet.png",
         export_views.project_contact_sheet,
         name="project_contact_sheet",
     ),
     path("projects/<int:project_id>/scenes/new/", views.scene_create, name="scene_create"),
+    path("projects/<int:project_id>/scenes/reorder/", views.scenes_reorder, name="scenes_reorder"),
     path("projects/<int:project_id>/scenes/<int:scene_id>/", views.scene_edit, name="scene_edit"),
     path("projects/<int:project_id>/scenes/<int:scene_id>/delete/", views.scene_delete, name="scene_delete"),
     path("projects/<int:project_id>/scenes/<int:scene_id>/move/", views.scene_move, name="scene_move"),

@@ -6,8 +6,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Prefetch
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from generation.selectors import latest_run, project_snapshot
@@ -32,6 +33,7 @@ from projects.images import (
 )
 from projects.importers import StoryFormatError
 from projects.models import Character, Membership, Project, Role, Scene
+from projects.wording import count_noun
 
 
 @login_required
@@ -60,8 +62,11 @@ def project_create(request: HttpRequest) -> HttpResponse:
 def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     membership = membership_for(user=request.user, project_id=project_id)
     project = membership.project
-    scenes = project.scenes.prefetch_related(
-        Prefetch("characters", queryset=Character.objects.order_by("name"))
+    # Ordered explicitly: an aggregate annotation drops Meta.ordering from the query.
+    scenes = (
+        project.scenes.with_image_prompt()
+        .order_by("position")
+        .prefetch_related(Prefetch("characters", queryset=Character.objects.order_by("name")))
     )
     scenes = list(scenes)
     context = {
@@ -80,13 +85,15 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 def project_edit(request: HttpRequest, project_id: int) -> HttpResponse:
-    project = membership_for(user=request.user, project_id=project_id, needs=Role.OWNER).project
+    membership = membership_for(user=request.user, project_id=project_id, needs=Role.OWNER)
+    project = membership.project
     form = ProjectSettingsForm(request.POST or None, instance=project)
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, "Project saved.")
         return redirect(project)
-    return render(request, "projects/project_form.html", {"form": form, "project": project})
+    context = {"form": form, "project": project, "membership": membership, "providers": form.statuses}
+    return render(request, "projects/project_form.html", context)
 
 
 @login_required
@@ -139,17 +146,33 @@ def scene_edit(request: HttpRequest, project_id: int, scene_id: int) -> HttpResp
 
 
 @login_required
-@require_POST
 def scene_delete(request: HttpRequest, project_id: int, scene_id: int) -> HttpResponse:
+    """GET asks first (the button sits next to Save); POST deletes."""
     project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
     scene = get_object_or_404(Scene, pk=scene_id, project=project)
+    if request.method != "POST":
+        return _confirm_delete(
+            request,
+            project=project,
+            what=f"scene {scene.position}",
+            consequence="Its prompt, its images and all their versions are deleted; "
+            "the scenes after it move up. This cannot be undone.",
+            cancel=reverse("scene_edit", args=[project.pk, scene.pk]),
+        )
     try:
         services.scene_delete(scene=scene)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, "Scene deleted; the scenes after it moved up.")
+        messages.success(request, f"Deleted scene {scene.position}; the scenes after it moved up.")
     return redirect(project)
+
+
+def _confirm_delete(
+    request: HttpRequest, *, project: Project, what: str, consequence: str, cancel: str
+) -> HttpResponse:
+    context = {"project": project, "object": what, "consequence": consequence, "cancel_url": cancel}
+    return render(request, "projects/confirm_delete.html", context)
 
 
 @login_required
@@ -162,12 +185,53 @@ def scene_move(request: HttpRequest, project_id: int, scene_id: int) -> HttpResp
     except ValueError:
         messages.error(request, "Give the new position as a number.")
         return redirect(project)
+    was = scene.position
     try:
         services.scene_move(scene=scene, to_position=target)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect(project)
+    messages.success(
+        request, move_message(was=was, asked=target, now=scene.position, total=project.scenes.count())
+    )
     return redirect(f"{project.get_absolute_url()}#scene-{scene.pk}")
+
+
+def move_message(*, was: int, asked: int, now: int, total: int) -> str:
+    """Say where the scene went, and why when that is not where it was asked to go (1..N clamps)."""
+    where = f"position {now}" + (" (the last)" if now == total and total > 1 else "")
+    where += " (the first)" if now == 1 and total > 1 else ""
+    if now == was:
+        return f"Scene {was} is already at {where}; nothing moved."
+    clamped = f" There are only {count_noun(total, 'scene')}." if asked > total else ""
+    return f"Moved scene {was} to {where}.{clamped}"
+
+
+@login_required
+@require_POST
+def scenes_reorder(request: HttpRequest, project_id: int) -> JsonResponse:
+    """The grid's drag and drop: the whole new order as scene ids, applied by scenes_reorder."""
+    project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
+    try:
+        ordered = [int(pk) for pk in request.POST.get("order", "").split(",") if pk.strip()]
+        moved = int(request.POST.get("moved", "0"))
+    except ValueError:
+        return JsonResponse({"ok": False, "message": "The order must be scene ids."}, status=400)
+    was = dict(project.scenes.values_list("pk", "position")).get(moved)
+    try:
+        services.scenes_reorder(project=project, ordered_ids=ordered)
+    except ValidationError as exc:
+        # Someone added or deleted a scene meanwhile: the page reloads to the true order.
+        text = " ".join(exc.messages) + " The page shows the current order again."
+        messages.error(request, text)
+        return JsonResponse({"ok": False, "message": text}, status=409)
+    text = "Saved the new order."
+    if was is not None:
+        text = move_message(
+            was=was, asked=ordered.index(moved) + 1, now=ordered.index(moved) + 1, total=len(ordered)
+        )
+    messages.success(request, text)  # shown by the page the script reloads
+    return JsonResponse({"ok": True, "message": text})
 
 
 @login_required
@@ -177,7 +241,7 @@ def story_import(request: HttpRequest, project_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            scenes = services.story_import(
+            outcome = services.story_import_outcome(
                 project=project,
                 text=data["text"],
                 fmt=data["fmt"],
@@ -189,18 +253,36 @@ def story_import(request: HttpRequest, project_id: int) -> HttpResponse:
         except ValidationError as exc:
             form.add_error(None, f"Nothing was imported. {' '.join(exc.messages)}")
         else:
-            messages.success(request, f"Imported {len(scenes)} scenes.")
+            messages.success(request, outcome.message())
             return redirect(project)
     return render(request, "projects/story_import.html", {"form": form, "project": project})
 
 
 @login_required
-@require_POST
 def characters_link(request: HttpRequest, project_id: int) -> HttpResponse:
+    """GET proposes the links found in the prompts; POST adds the ones confirmed."""
     project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
-    added = services.project_link_characters(project=project)
-    messages.success(request, f"Linked {added} character appearances found in the prompts.")
-    return redirect(project)
+    if request.method == "POST":
+        added = services.project_links_apply(project=project, pairs=_pairs(request.POST.getlist("link")))
+        if added:
+            messages.success(request, f"Linked {count_noun(added, 'character appearance')}.")
+        else:
+            messages.info(request, "No links were added.")
+        return redirect(project)
+    proposals = services.project_links_propose(project=project)
+    count = sum(len(found) for _, found in proposals)
+    context = {"project": project, "proposals": proposals, "count": count}
+    return render(request, "projects/link_characters.html", context)
+
+
+def _pairs(values: list[str]) -> list[tuple[int, int]]:
+    """ "scene:character" ids from the proposal form; anything else is ignored."""
+    pairs = []
+    for value in values:
+        scene, _, character = value.partition(":")
+        if scene.isdigit() and character.isdigit():
+            pairs.append((int(scene), int(character)))
+    return pairs
 
 
 @login_required
@@ -208,7 +290,12 @@ def character_list(request: HttpRequest, project_id: int) -> HttpResponse:
     membership = membership_for(user=request.user, project_id=project_id)
     project = membership.project
     characters = project.characters.annotate(scene_count=Count("scenes"))
-    context = {"project": project, "characters": characters, "can_edit": membership.allows(Role.EDITOR)}
+    context = {
+        "project": project,
+        "membership": membership,
+        "characters": characters,
+        "can_edit": membership.allows(Role.EDITOR),
+    }
     return render(request, "projects/character_list.html", context)
 
 
@@ -235,10 +322,20 @@ def character_edit(request: HttpRequest, project_id: int, character_id: int | No
 
 
 @login_required
-@require_POST
 def character_delete(request: HttpRequest, project_id: int, character_id: int) -> HttpResponse:
+    """GET asks first; POST deletes."""
     project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
     character = get_object_or_404(Character, pk=character_id, project=project)
+    if request.method != "POST":
+        scenes = character.scenes.count()
+        return _confirm_delete(
+            request,
+            project=project,
+            what=character.name,
+            consequence=f"{character.name} and the reference image are deleted and unlinked from "
+            f"{count_noun(scenes, 'scene')}; the scenes stay. This cannot be undone.",
+            cancel=reverse("character_edit", args=[project.pk, character.pk]),
+        )
     character.delete()
     messages.success(request, f"Deleted {character.name}.")
     return redirect("character_list", project.pk)
@@ -264,6 +361,7 @@ def member_list(request: HttpRequest, project_id: int) -> HttpResponse:
     members = project.memberships.select_related("user")
     context = {
         "project": project,
+        "membership": membership,
         "members": members,
         "form": form,
         "is_owner": is_owner,

@@ -230,8 +230,14 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # The console handler sits on the root logger, not on "generation": Daphne's CLI (runstudio) calls
+    # logging.basicConfig(), which adds a second root handler unless the root has one already, and then
+    # every generation line was printed twice (once by each handler).
+    "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "generation": {"handlers": ["console"], "level": env("GENERATION_LOG_LEVEL", "INFO")},
+        "generation": {"level": env("GENERATION_LOG_LEVEL", "INFO")},
+        # Django's records reach the console through the root too, instead of its own debug-only handler.
+        "django": {"handlers": [], "level": "INFO"},
     },
 }
 

@@ -35,6 +35,8 @@ from generation.runs.targets import Plan, Success, Target, item_payload, target_
 from ops.logs import bind_log_context
 from projects.models import SkipReason
 
+# What "Stopping: …" says after someone pressed Stop (the engine's own message is the run's reason).
+STOP_REQUESTED = "no new requests; images already being generated may still arrive"
 PROGRESS_WRITE_SECONDS = 1.0
 
 
@@ -272,6 +274,9 @@ class RunRecorder(Hooks):
         await database_sync_to_async(self._ours().filter(status__in=BatchRun.ACTIVE).update)(
             status=BatchRun.Status.STOPPING
         )
+        if reason == StopReason.STOPPED:
+            # Pages show "Stopping: <message>": say what stopping does, not "Stopped on request" again.
+            message = STOP_REQUESTED
         await self.publish("run.stopping", reason=reason.value, message=message)
 
     async def progress(self, snapshot: Progress) -> None:

@@ -307,7 +307,8 @@ def perform_action(*, project_id: int, user, action: str, scene_id: int | None =
         failed = list(project.scenes.filter(status=Scene.Status.FAILED).values_list("pk", flat=True))
         if not failed:
             raise RunRefused("No scene has failed.")
-        run, created = run_start(project=project, user=user, scene_ids=failed)
+        # Regenerate: a failed scene may still show an older image, and its last attempt failed all the same.
+        run, created = run_start(project=project, user=user, scene_ids=failed, regenerate=True)
     else:
         run, created = run_start(project=project, user=user)
     return ActionDone(action, run, created)

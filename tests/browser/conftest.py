@@ -266,4 +266,8 @@ def log_in(page, studio: Studio, username: str) -> None:
 
 
 def wait_connected(page) -> None:
-    page.wait_for_function("document.getElementById('live').dataset.connected === '1'")
+    # Not wait_for_function with a string: when it has to poll, Playwright evals the string in the page,
+    # which the page's CSP (no 'unsafe-eval') refuses.
+    from playwright.sync_api import expect
+
+    expect(page.locator("#live")).to_have_attribute("data-connected", "1")

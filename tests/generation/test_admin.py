@@ -20,7 +20,7 @@ def retry(client, scenes):
 def test_the_admin_action_queues_a_run_for_the_selected_scenes(admin_client, story):
     project, scenes, _ = story
     notes = retry(admin_client, scenes[:2])
-    assert notes == ["Queued 2 scene(s) for generation."]
+    assert notes == ["Queued 2 scenes for generation."]  # issue 14 (6): was "scene(s)"
     run = BatchRun.objects.get()
     assert set(run.scenes.all()) == set(scenes[:2]) and run.regenerate
 

@@ -68,7 +68,8 @@ def test_it_refuses_with_the_preflight_reason(story):
     with pytest.raises(CommandError, match="Ram"):
         run_command(str(project.pk))
     output = run_command(str(project.pk), "--characters", "--provider", "simulated")
-    assert "Successfully generated all 1 character reference!" in output
+    # Issue 14 (6): "all 1 character reference" was the defect; one is "the one".
+    assert "Successfully generated the one character reference!" in output
 
 
 def test_it_names_an_unknown_project():

@@ -143,14 +143,28 @@ def test_two_workers_racing_for_one_run_one_wins(story, team):
 
 
 @pytest.mark.parametrize(
-    ("sim", "status", "kind", "requests"),
+    ("sim", "status", "kind", "requests", "summary"),
     [
-        ({"transient_rate": 1.0}, "failed", "transient", 3),
-        ({"safety_word": "river"}, "failed", "safety", 1),
+        (
+            {"transient_rate": 1.0},
+            "failed",
+            "transient",
+            3,
+            "Error: the one scene failed to generate. Please try again.",
+        ),
+        # Issue 14 (6): after a safety refusal "Please try again" was the defect; say how to change it.
+        (
+            {"safety_word": "river"},
+            "failed",
+            "safety",
+            1,
+            "Error: the provider refused the prompt of scene 2 under its content policy. "
+            "Reword it (Edit the scene), then Retry.",
+        ),
     ],
 )
 async def test_failures_are_recorded_per_scene_with_reason_and_attempts(
-    story, start, sim, status, kind, requests
+    story, start, sim, status, kind, requests, summary
 ):
     project, scenes, _ = story
     run = await database_sync_to_async(start)(scene_ids=[scenes[1].pk])
@@ -163,7 +177,7 @@ async def test_failures_are_recorded_per_scene_with_reason_and_attempts(
     assert [a.number for a in attempts] == list(range(1, requests + 1))
     assert {a.error_kind for a in attempts} == {kind}
     assert all(a.retry_of_id == prev.pk for prev, a in itertools.pairwise(attempts))
-    assert run.summary == "Error: all 1 scene failed to generate. Please try again."
+    assert run.summary == summary
 
 
 async def test_quota_errors_wait_and_retry_without_spending_attempts(story, start):
@@ -268,7 +282,7 @@ async def test_a_character_run_generates_missing_references(story, team):
     run = await execute(run)
     await database_sync_to_async(ram.refresh_from_db)()
     assert run.succeeded == 1 and ram.has_reference()
-    assert run.summary == "Successfully generated all 1 character reference!"
+    assert run.summary == "Successfully generated the one character reference!"  # issue 14 (6)
 
 
 @pytest.mark.parametrize(

@@ -274,7 +274,7 @@ def test_the_retry_action_checks_the_role_in_each_scenes_project(client, sam, wo
     data = {"action": "retry_selected", "_selected_action": [world["a_scene"].pk, c_scene.pk]}
     response = client.post(reverse("admin:projects_scene_changelist"), data, follow=True)
     notes = [str(m) for m in response.context["messages"]]
-    assert "Queued 1 scene(s) for generation." in notes
+    assert "Queued 1 scene for generation." in notes  # issue 14 (6): was "scene(s)"
     assert any("Charlie" in n and "not an editor or owner" in n for n in notes)
     assert list(BatchRun.objects.values_list("project_id", flat=True)) == [world["a"].pk]
 

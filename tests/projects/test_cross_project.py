@@ -28,6 +28,7 @@ OBJECT_URLS = {
     "character_reference": ("get", Role.VIEWER, ["character"]),
     "member_update": ("post", Role.OWNER, ["member"]),
     "version_image": ("get", Role.VIEWER, ["scene", "version"]),
+    "scene_versions": ("get", Role.VIEWER, ["scene"]),
     "version_make_current": ("post", Role.EDITOR, ["scene", "version"]),
 }
 

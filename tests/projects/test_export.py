@@ -263,7 +263,10 @@ def test_the_project_page_offers_the_downloads_to_viewers(client, team, storyboa
     client.force_login(team.viewer)
     page = client.get(team.project.get_absolute_url()).content.decode()
     assert f'href="{reverse("project_export_zip", args=[team.project.pk])}"' in page
-    assert f'href="{reverse("project_contact_sheet", args=[team.project.pk])}"' in page
+    # Issue 14 (12): the studio links the contact sheet page, which offers the PNG as a download.
+    assert f'href="{reverse("project_contact_sheet_page", args=[team.project.pk])}"' in page
+    sheet = client.get(reverse("project_contact_sheet_page", args=[team.project.pk])).content.decode()
+    assert f'href="{reverse("project_contact_sheet", args=[team.project.pk])}"' in sheet
 
 
 def test_the_download_button_is_disabled_and_explained_without_images(client, team, scenes):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 
 from generation.runs.services import ORPHAN_GRACE_SECONDS, orphan_media_delete
+from projects.wording import count_noun
 
 
 class Command(BaseCommand):
@@ -30,4 +31,4 @@ class Command(BaseCommand):
             for name in names:
                 self.stdout.write(name)
         verb = "Would delete" if dry_run else "Deleted"
-        self.stdout.write(f"{verb} {len(names)} orphan image(s)")
+        self.stdout.write(f"{verb} {count_noun(len(names), 'orphan image')}")

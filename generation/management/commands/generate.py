@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from channels.db import database_sync_to_async
 from django.core.management.base import BaseCommand, CommandError
@@ -16,6 +19,7 @@ from generation.costs.prices import money
 from generation.models import BatchRun
 from generation.runs.execution import RunExecution, run_execute
 from projects.models import Membership, Project, Role
+from projects.wording import count_noun, listing, plural
 
 BAR_WIDTH = 30
 FOLLOW_POLL_SECONDS = 0.2
@@ -36,27 +40,19 @@ def parse_positions(spec: str) -> set[int]:
     return positions
 
 
-def find_project(ref: str) -> Project:
-    query = Project.objects.filter(pk=int(ref)) if ref.isdigit() else Project.objects.filter(title=ref)
-    project = query.first()
-    if project is None:
-        raise CommandError(f"No project {ref!r}")
-    return project
-
-
 class ProgressBar:
     def __init__(self, stream) -> None:
         self.stream = stream
         self.counts = {"total": 0, "succeeded": 0, "failed": 0, "skipped": 0}
         self.note = ""
+        self.drawn = False
 
     def __call__(self, event: dict) -> None:
         kind = event["type"]
+        # The run's events carry its counts (skips included, from run.started on): count nothing twice.
         if kind in {"run.started", "run.progress", "run.finished"}:
             self.counts.update({k: event[k] for k in self.counts if k in event})
             self.note = "" if kind != "run.progress" or not event.get("in_flight") else self.note
-        elif kind == "scene.skipped":
-            self.counts["skipped"] += 1
         elif kind == "run.quota_wait":
             self.note = f" · Quota limit - waiting {event['seconds']:.0f}s"
         elif kind == "run.stopping":
@@ -70,14 +66,82 @@ class ProgressBar:
 
     def draw(self) -> None:
         c = self.counts
-        done = c["succeeded"] + c["failed"] + c["skipped"]
-        filled = int(BAR_WIDTH * done / c["total"]) if c["total"] else 0
+        done = min(c["succeeded"] + c["failed"] + c["skipped"], c["total"])
+        filled = min(BAR_WIDTH, int(BAR_WIDTH * done / c["total"])) if c["total"] else 0
         bar = "#" * filled + "-" * (BAR_WIDTH - filled)
         line = (
             f"\r[{bar}] {done}/{c['total']} done · {c['failed']} failed · {c['skipped']} skipped{self.note}"
         )
         self.stream.write(line.ljust(100))
         self.stream.flush()
+        self.drawn = True
+
+    def write_above(self, text: str) -> None:
+        """A whole line above the bar: wipe the bar's line, write the text, draw the bar again below it."""
+        if self.drawn:
+            self.stream.write("\r" + " " * 100 + "\r")
+        self.stream.write(text + "\n")
+        if self.drawn:
+            self.draw()
+        else:
+            self.stream.flush()
+
+
+class BarLogHandler(logging.Handler):
+    """Log records as lines above the progress bar instead of through the middle of it."""
+
+    def __init__(self, bar: ProgressBar) -> None:
+        super().__init__()
+        self.bar = bar
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.bar.write_above(self.format(record))
+        except Exception:  # a logging handler must never raise into the code that logged
+            self.handleError(record)
+
+
+@contextmanager
+def logs_above(bar: ProgressBar) -> Iterator[None]:
+    """While the bar is shown, generation's log lines go above it (and nowhere else, so never twice)."""
+    logger = logging.getLogger("generation")
+    handler, saved = BarLogHandler(bar), (logger.handlers[:], logger.propagate)
+    logger.handlers, logger.propagate = [handler], False
+    try:
+        yield
+    finally:
+        logger.handlers, logger.propagate = saved
+
+
+def scene_ids_at(project: Project, positions: set[int]) -> list[int]:
+    """The scenes at these story positions; refuses positions the project does not have."""
+    found = dict(project.scenes.filter(position__in=positions).values_list("position", "pk"))
+    absent = sorted(positions - set(found))
+    if absent:
+        total = project.scenes.count()
+        raise CommandError(
+            f"no {plural(len(absent), 'scene')} {listing(absent)} "
+            f"(the project has {count_noun(total, 'scene')})"
+        )
+    return [found[p] for p in sorted(found)]
+
+
+def find_project(ref: str) -> Project:
+    """A project by id, or by title, case-insensitively; an ambiguous title lists its candidates."""
+    if ref.isdigit():
+        project = Project.objects.filter(pk=int(ref)).first()
+        if project is not None:
+            return project
+    matches = list(Project.objects.filter(title__iexact=ref.strip()).order_by("pk"))
+    if not matches:
+        matches = list(Project.objects.filter(title__icontains=ref.strip()).order_by("pk"))
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise CommandError(f"No project {ref!r} (give its id or its title)")
+    names = "; ".join(f"{p.pk}: {p.title}" for p in matches[:20])
+    raise CommandError(f"{len(matches)} projects match {ref!r}, give the id of one: {names}")
 
 
 class Command(BaseCommand):
@@ -103,11 +167,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        project = self._project(options["project"])
+        project = find_project(options["project"])
         scene_ids = None
         if options["scenes"]:
-            wanted = parse_positions(options["scenes"])
-            scene_ids = list(project.scenes.filter(position__in=wanted).values_list("pk", flat=True))
+            scene_ids = scene_ids_at(project, parse_positions(options["scenes"]))
         overrides = {}
         if options["concurrency"]:
             n = options["concurrency"]
@@ -150,16 +213,13 @@ class Command(BaseCommand):
         if attempted and run.succeeded == 0:
             sys.exit(1)
 
-    def _project(self, ref: str) -> Project:
-        return find_project(ref)
-
     async def _execute(self, run_id: int) -> BatchRun:
         """Execute the run here, or follow it while another worker executes it (a worker woken by the
         start may claim it first), until it ends. Ctrl-C stops it either way."""
         worker, bar = f"cli-{os.getpid()}", ProgressBar(self.stdout)
         loop = asyncio.get_running_loop()
         execution: RunExecution | None = None
-        following, stop_wanted = False, asyncio.Event()
+        stop_wanted = asyncio.Event()
 
         def on_interrupt() -> None:
             self.stderr.write(
@@ -175,6 +235,18 @@ class Command(BaseCommand):
             execution = here
 
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
+        with logs_above(bar):
+            return await self._until_done(run_id, worker, bar, started, stop_wanted)
+
+    async def _until_done(
+        self,
+        run_id: int,
+        worker: str,
+        bar: ProgressBar,
+        started: Callable[[RunExecution], None],
+        stop_wanted: asyncio.Event,
+    ) -> BatchRun:
+        following = False
         while True:
             run = await run_execute(run_id=run_id, worker=worker, listener=bar, on_start=started)
             if run is not None:
