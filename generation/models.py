@@ -47,6 +47,12 @@ class BatchRun(models.Model):
     provider = models.CharField(max_length=40)
     model = models.CharField(max_length=100, blank=True)
     regenerate = models.BooleanField(default=False)
+
+    class Mode(models.TextChoices):
+        SYNC = "sync", "One request per scene"
+        BATCH = "batch", "Provider batch (half price, within 24 h)"
+
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.SYNC)
     scenes = models.ManyToManyField(Scene, blank=True, related_name="runs")
     characters = models.ManyToManyField(Character, blank=True, related_name="runs")
     config = models.JSONField(default=dict, help_text="Engine settings used by this run")
@@ -221,6 +227,15 @@ class SceneVersion(models.Model):
 
 
 # Registered under this app: prices, learned credential profiles and budgets.
+from generation.batches.models import ProviderBatch  # noqa: E402
 from generation.costs.models import Budget, LearnedProfile, Price  # noqa: E402
 
-__all__ = ["BatchRun", "Budget", "GenerationAttempt", "LearnedProfile", "Price", "SceneVersion"]
+__all__ = [
+    "BatchRun",
+    "Budget",
+    "GenerationAttempt",
+    "LearnedProfile",
+    "Price",
+    "ProviderBatch",
+    "SceneVersion",
+]

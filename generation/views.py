@@ -32,6 +32,7 @@ ACTION_MESSAGES = {
     "retry_failed": "Retrying every failed scene.",
     "stop": "Stopping: no new requests; those in flight may still finish.",
     "resume": "Resuming now, before the daily quota's reset.",
+    "start_batch": "Sent as a provider batch: half price, results within 24 h.",
 }
 
 

@@ -145,8 +145,9 @@ def _plan(
 
 
 def provider_batches(provider: Provider) -> bool:
-    capabilities = getattr(provider, "capabilities", None)
-    return bool(getattr(capabilities, "batch", False))
+    from generation.batches.clients import supports_batch
+
+    return supports_batch(provider)
 
 
 def run_estimate(
@@ -184,7 +185,9 @@ def run_estimate(
     )
 
 
-def budget_refusal(*, project, user, scenes: Sequence, regenerate: bool, provider: str) -> str:
+def budget_refusal(
+    *, project, user, scenes: Sequence, regenerate: bool, provider: str, mode: str = "sync"
+) -> str:
     """Why a run of `scenes` may not start for budget reasons ("" when it may): its expected cost is
     more than the project's or the person's monthly budget has left."""
     from django.conf import settings
@@ -197,7 +200,7 @@ def budget_refusal(*, project, user, scenes: Sequence, regenerate: bool, provide
         return ""
     count = sum(1 for s in scenes if not s.skip_code(regenerate=regenerate))
     name = provider or project.provider or settings.GENERATION_PROVIDER
-    unit = unit_cost(price_key(provider_for(name, project.provider_model)))
+    unit = unit_cost(price_key(provider_for(name, project.provider_model)), batch=mode == "batch")
     left = budget_left(project_id=project.pk, user_id=user_id)
     if unit is None or left is None or unit * count <= left:
         return ""
@@ -211,3 +214,12 @@ def models_q(*, project_id: int, user_id: int | None):
     from django.db.models import Q
 
     return Q(project_id=project_id) | Q(user_id=user_id) if user_id is not None else Q(project_id=project_id)
+
+
+def batch_supported(*, project, provider: str = "") -> bool:
+    from django.conf import settings
+
+    from generation.runs.providers import provider_for
+
+    name = provider or project.provider or settings.GENERATION_PROVIDER
+    return provider_batches(provider_for(name, project.provider_model))

@@ -67,6 +67,14 @@ class FakeConfig:
     gemini_block_style: str = "finish_reason"  # or "prompt_feedback": how Gemini reports safety blocks
     gemini_snake_case: bool = False  # answer with inline_data/mime_type instead of inlineData/mimeType
     seed: int | None = None  # seeds latency and fault sampling for reproducible runs
+    # Provider batch APIs (OpenAI /v1/batches): seconds before a batch completes (before time_scale);
+    # custom_ids that fail and the share of items failing at random; whether the batch expires at that
+    # time instead (the first half of its items done, the rest failed); a cancelled batch keeps the
+    # first half too.
+    batch_delay_seconds: float = 1.0
+    batch_fail_ids: list[str] = field(default_factory=list)
+    batch_fail_rate: float = 0.0
+    batch_expire: bool = False
     # What to keep quiet about: OMITTABLE names, for every flavor, or "flavor:name" for one
     # ("gemini:retry_after" drops RetryInfo for Gemini only).
     omit: list[str] = field(default_factory=list)

@@ -70,7 +70,12 @@ async def run_execute(
         limiter = limiter_for(provider, run.config)
     # The next run on a key starts where the last one ended (rate, concurrency, latency).
     profile = await database_sync_to_async(profile_for)(provider)
-    execution = RunExecution(
+    execution_class = RunExecution
+    if run.mode == BatchRun.Mode.BATCH:
+        from generation.batches.execution import BatchExecution  # it builds on this module
+
+        execution_class = BatchExecution
+    execution = execution_class(
         run,
         provider=provider,
         worker=worker,

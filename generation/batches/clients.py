@@ -1,0 +1,20 @@
+"""Which providers can take a run as a batch, and the client that speaks their batch API."""
+
+from __future__ import annotations
+
+from generation.batches.openai import OpenAIBatches
+from generation.providers.base import Provider
+from generation.providers.openai import OpenAIProvider
+
+
+def batch_client_for(provider: Provider) -> OpenAIBatches | None:
+    capabilities = getattr(provider, "capabilities", None)
+    if capabilities is not None and not getattr(capabilities, "batch", True):
+        return None
+    if isinstance(provider, OpenAIProvider):
+        return OpenAIBatches(provider)
+    return None
+
+
+def supports_batch(provider: Provider) -> bool:
+    return batch_client_for(provider) is not None
