@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from generation.batches.gemini import GeminiBatches
 from generation.batches.openai import OpenAIBatches
 from generation.providers.base import Provider
+from generation.providers.gemini import GeminiProvider
 from generation.providers.openai import OpenAIProvider
 
 
-def batch_client_for(provider: Provider) -> OpenAIBatches | None:
+def batch_client_for(provider: Provider) -> OpenAIBatches | GeminiBatches | None:
     capabilities = getattr(provider, "capabilities", None)
     if capabilities is not None and not getattr(capabilities, "batch", True):
         return None
     if isinstance(provider, OpenAIProvider):
         return OpenAIBatches(provider)
+    if isinstance(provider, GeminiProvider):
+        return GeminiBatches(provider)
     return None
 
 

@@ -47,8 +47,8 @@ class CostMeter:
         # Read here, in the database's thread: the guard asks from the event loop.
         self.unit_price = self.unit()
 
-    def price(self, request: ImageRequest | None = None) -> Price | None:
-        key = price_key(self.provider, request)
+    def price(self, request: ImageRequest | None = None, *, model: str = "") -> Price | None:
+        key = price_key(self.provider, request, model=model)
         if key not in self._prices:
             self._prices[key] = price_for(key)
         return self._prices[key]
@@ -60,7 +60,9 @@ class CostMeter:
     def attempt(
         self, request: ImageRequest, result: ImageResult | None, error: BaseException | None
     ) -> AttemptCost:
-        cost = attempt_cost(price=self.price(request), result=result, error=error, batch=self.batch)
+        # Priced on the model that answered (Gemini sends references and batches to its image model).
+        price = self.price(request, model=result.model if result is not None else "")
+        cost = attempt_cost(price=price, result=result, error=error, batch=self.batch)
         with self._lock:
             self.reserved = max(0, self.reserved - 1)
             if cost.cost is not None:

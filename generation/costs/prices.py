@@ -24,10 +24,10 @@ class PriceKey:
     quality: str = ""
 
 
-def price_key(provider: Provider, request: ImageRequest | None = None) -> PriceKey:
+def price_key(provider: Provider, request: ImageRequest | None = None, *, model: str = "") -> PriceKey:
     """What the price depends on for this provider instance (the fake server is priced as the API it
-    imitates: its instances are OpenAI or Gemini clients)."""
-    model = (request.model if request is not None else "") or provider.model
+    imitates: its instances are OpenAI or Gemini clients); `model`: the one that answered, if known."""
+    model = model or (request.model if request is not None else "") or provider.model
     size = ""
     if provider.name == "openai":
         from generation.providers.openai import _size  # the size the request is really sent with

@@ -1,5 +1,8 @@
-"""OpenAI's Batch API, faked: upload a JSONL file (/v1/files), create a batch (/v1/batches), poll it,
-read its output and error files, cancel it. Items are images/generations or images/edits bodies.
+"""OpenAI's Batch API and Gemini's batch mode, faked.
+
+OpenAI: upload a JSONL file (/v1/files), create a batch (/v1/batches), poll it, read its output and
+error files, cancel it; items are images/generations or images/edits bodies. Gemini: inline requests
+to models/{model}:batchGenerateContent, poll batches/{id}, read its inlined responses, cancel it.
 
 A batch completes `batch_delay_seconds` (scaled) after it was created; `batch_expire` makes it expire
 then instead, and a cancel ends it at once: either way the first half of its items is done and the rest
@@ -54,6 +57,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/batches", create)
     app.router.add_get("/v1/batches/{batch_id}", retrieve)
     app.router.add_post("/v1/batches/{batch_id}/cancel", cancel)
+    add_gemini_routes(app)
 
 
 def _authorized(request: web.Request) -> web.Response | None:
@@ -211,3 +215,118 @@ def _batch_json(batch: FakeBatch) -> dict:
         "created_at": int(time.time()),
         "request_counts": batch.counts,
     }
+
+
+# -- Gemini's batch mode: inline requests, a long-running batch operation, inlined responses ----------
+
+GEMINI_STATES = {
+    "completed": "BATCH_STATE_SUCCEEDED",
+    "expired": "BATCH_STATE_EXPIRED",
+    "cancelled": "BATCH_STATE_CANCELLED",
+    "in_progress": "BATCH_STATE_RUNNING",
+    "cancelling": "BATCH_STATE_RUNNING",
+}
+
+
+def add_gemini_routes(app: web.Application) -> None:
+    app.router.add_get("/v1beta/batches/{name}", gemini_retrieve)
+    app.router.add_post("/v1beta/batches/{name}", gemini_cancel)  # "{id}:cancel"
+
+
+def _gemini_authorized(request: web.Request) -> web.Response | None:
+    key = request.headers.get("x-goog-api-key") or request.query.get("key", "")
+    expected = request.app[SERVER].config.api_key
+    if not key or (expected is not None and key != expected):
+        return web.json_response({"error": {"code": 400, "message": "API key not valid."}}, status=400)
+    return None
+
+
+async def gemini_create(request: web.Request, model: str) -> web.StreamResponse:
+    if (refused := _gemini_authorized(request)) is not None:
+        return refused
+    body = request[RECORD].json or {}
+    inline = (((body.get("batch") or {}).get("input_config") or {}).get("requests") or {}).get("requests")
+    if not isinstance(inline, list) or not inline:
+        return web.json_response(
+            {"error": {"code": 400, "message": "input_config.requests is required"}}, status=400
+        )
+    store = request.app[STORE]
+    file_id = f"inline-{uuid.uuid4().hex[:12]}"
+    store.files[file_id] = "".join(json.dumps({**item, "model": model}) + "\n" for item in inline)
+    batch = FakeBatch(
+        id=f"batches/{uuid.uuid4().hex[:16]}", input_file_id=file_id, endpoint=model, created=time.monotonic()
+    )
+    store.batches[batch.id] = batch
+    return web.json_response(_gemini_json(request.app[SERVER], store, batch))
+
+
+async def gemini_retrieve(request: web.Request) -> web.StreamResponse:
+    if (refused := _gemini_authorized(request)) is not None:
+        return refused
+    server: FakeProviderServer = request.app[SERVER]
+    store = request.app[STORE]
+    batch = store.batches.get(f"batches/{request.match_info['name']}")
+    if batch is None:
+        return web.json_response({"error": {"code": 404, "message": "Batch not found"}}, status=404)
+    if batch.status == "cancelling":
+        _gemini_finish(server, store, batch, "cancelled")
+    elif batch.status == "in_progress":
+        if time.monotonic() - batch.created >= server.config.scaled(server.config.batch_delay_seconds):
+            _gemini_finish(server, store, batch, "expired" if server.config.batch_expire else "completed")
+    return web.json_response(_gemini_json(server, store, batch))
+
+
+async def gemini_cancel(request: web.Request) -> web.StreamResponse:
+    if (refused := _gemini_authorized(request)) is not None:
+        return refused
+    name, _, verb = request.match_info["name"].partition(":")
+    batch = request.app[STORE].batches.get(f"batches/{name}")
+    if batch is None or verb != "cancel":
+        return web.json_response({"error": {"code": 404, "message": "Batch not found"}}, status=404)
+    if batch.status not in TERMINAL:
+        batch.status = "cancelling"
+    return web.json_response({})
+
+
+def _gemini_finish(server: FakeProviderServer, store: BatchStore, batch: FakeBatch, status: str) -> None:
+    from generation.fakeprovider.gemini_api import _generate_content
+
+    items = _lines(store.files[batch.input_file_id])
+    done = len(items) if status == "completed" else math.ceil(len(items) / 2)
+    responses = []
+    for index, item in enumerate(items):
+        key = (item.get("metadata") or {}).get("key")
+        if index >= done:
+            error = {"code": 4, "message": f"The batch {status} before this request was done."}
+            responses.append({"error": error, "metadata": {"key": key}})
+        elif key in server.config.batch_fail_ids or server._rng.random() < server.config.batch_fail_rate:
+            responses.append(
+                {"error": {"code": 3, "message": "Request failed in the batch."}, "metadata": {"key": key}}
+            )
+        else:
+            _, answer = _generate_content(server, item["model"], item.get("request") or {}, None)
+            responses.append({"response": json.loads(answer.body), "metadata": {"key": key}})
+    store.files[batch.input_file_id + "-out"] = json.dumps(responses)
+    batch.counts.update(
+        completed=sum("response" in r for r in responses), failed=sum("error" in r for r in responses)
+    )
+    batch.status = status
+
+
+def _gemini_json(server: FakeProviderServer, store: BatchStore, batch: FakeBatch) -> dict:
+    answer: dict = {
+        "name": batch.id,
+        "metadata": {
+            "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
+            "model": f"models/{batch.endpoint}",
+            "state": GEMINI_STATES.get(batch.status, "BATCH_STATE_FAILED"),
+        },
+        "done": batch.status in TERMINAL,
+    }
+    if batch.status in TERMINAL:
+        responses = json.loads(store.files.get(batch.input_file_id + "-out", "[]"))
+        answer["response"] = {
+            "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput",
+            "inlinedResponses": {"inlinedResponses": responses},
+        }
+    return answer

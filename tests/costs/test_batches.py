@@ -151,3 +151,42 @@ def test_a_provider_without_a_batch_api_refuses_batch_mode(team, four_scenes, se
     team.project.save()
     with pytest.raises(services.RunRefused, match="no batch API"):
         start_batch(team)
+
+
+async def test_the_fake_gemini_batch_mode_completes_with_partial_failures_and_cancels(fake, http):
+    from generation.batches.gemini import GeminiBatches
+    from tests.costs.conftest import gemini
+
+    fake.configure(batch_delay_seconds=0.05, batch_fail_ids=["item-1"])
+    batches = GeminiBatches(gemini(fake, http))
+    batch_id = await batches.submit(items(3))
+    assert batch_id.startswith("batches/")
+    sent = fake.recorder.last(":batchGenerateContent")
+    assert sent.path == "/v1beta/models/gemini-2.5-flash-image:batchGenerateContent"
+    state = await finished(batches, batch_id)
+    assert state.status == "completed"
+    assert {o.custom_id for o in state.outcomes if o.result is not None} == {"item-0", "item-2"}
+    assert state.outcomes[0].result.meta["usage"]["candidatesTokenCount"] == 1290
+
+    fake.configure(batch_delay_seconds=60, batch_fail_ids=[])
+    other = await batches.submit(items(4))
+    await batches.cancel(other)
+    state = await finished(batches, other)
+    assert state.status == "cancelled" and sum(o.result is not None for o in state.outcomes) == 2
+
+
+async def test_a_gemini_batch_run_costs_half_the_image_model_price(
+    team, four_scenes, batch_mode, fake, http, settings
+):
+    from tests.costs.conftest import gemini
+
+    settings.GENERATION_PROVIDERS = {
+        **settings.GENERATION_PROVIDERS,
+        "fake": {"base_url": fake.url, "flavor": "gemini"},
+    }
+    fake.configure(batch_delay_seconds=0.1)
+    run = await database_sync_to_async(start_batch)(team)
+    run = await run_execute(run_id=run.pk, worker="w1", provider=gemini(fake, http))
+    assert run.status == "completed" and run.succeeded == 4
+    # gemini-2.5-flash-image: 1290 output tokens at $30/1M plus the prompt's 4 tokens at $0.30/1M, halved.
+    assert run.cost == 4 * (Decimal("0.0387") + 4 * Decimal("0.0000003")) / 2
