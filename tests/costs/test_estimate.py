@@ -107,3 +107,23 @@ def test_the_project_page_links_to_the_estimate(client, team, twenty):
     client.force_login(team.editor)
     page = client.get(team.project.get_absolute_url()).content.decode()
     assert reverse("run_estimate", args=[team.project.pk]) in page
+
+
+def test_the_estimate_offers_half_price_within_24_h_where_the_provider_has_a_batch_api(
+    client, team, settings
+):
+    from generation.fakeprovider import FakeConfig, FakeProviderServer
+
+    with FakeProviderServer(FakeConfig()) as fake:
+        settings.GENERATION_PROVIDERS = {**settings.GENERATION_PROVIDERS, "fake": {"base_url": fake.url}}
+        factory.provider_cache_clear()
+        team.project.provider = "fake"
+        team.project.save()
+        for i in range(10):
+            project_services.scene_create(project=team.project, prompt=f"Shot {i}")
+        client.force_login(team.editor)
+        page = client.get(reverse("run_estimate", args=[team.project.pk])).content.decode()
+    # 10 images of gpt-image-1 at medium quality, 1536x1024: $0.63, or $0.315 as a batch.
+    assert "$0.6300" in page
+    assert "Half price, within 24 h ($0.3150, saves $0.3150)" in page
+    assert reverse("run_action", args=[team.project.pk, "start_batch"]) in page
