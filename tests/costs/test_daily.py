@@ -49,14 +49,15 @@ async def test_an_openai_daily_cap_parks_the_run_and_it_resumes_by_itself_after_
     team, four_scenes, fake, http, settings
 ):
     settings.GENERATION_DAILY_RESET_SECONDS = None  # the fake's requests-per-day reset header decides
-    fake.configure(daily_limit=2, daily_window_seconds=1.5)
+    # A 6 s "day": long enough that two requests fit in it on a loaded machine.
+    fake.configure(daily_limit=2, daily_window_seconds=6)
     run = await database_sync_to_async(start)(team)
     provider = openai(fake, http)
     run = await run_execute(run_id=run.pk, worker="w1", provider=provider)
     assert run.status == "waiting_daily_quota" and run.succeeded == 2
     assert run.reason.startswith("Daily quota reached: resumes automatically at")
     assert run.quota_resume_at is not None and run.finished is None
-    assert run.quota_resume_at <= timezone.now() + timedelta(seconds=2)
+    assert run.quota_resume_at <= timezone.now() + timedelta(seconds=6)
     # Parked, it holds the project (one active run) but no worker wants it before the reset.
     assert await database_sync_to_async(runs_needing_a_worker)() == []
     current, created = await database_sync_to_async(services.run_start)(
@@ -64,7 +65,7 @@ async def test_an_openai_daily_cap_parks_the_run_and_it_resumes_by_itself_after_
     )
     assert current.pk == run.pk and not created
     sent = len(fake.recorder.requests)
-    await asyncio.sleep(1.6)
+    await asyncio.sleep((run.quota_resume_at - timezone.now()).total_seconds() + 0.1)
     assert len(fake.recorder.requests) == sent  # nothing is retried in between
     assert await database_sync_to_async(runs_needing_a_worker)() == [run.pk]
     run = await run_execute(run_id=run.pk, worker="w2", provider=provider)
@@ -113,3 +114,37 @@ async def test_spent_billing_credit_ends_the_run_since_no_reset_brings_it_back(t
     run = await database_sync_to_async(start)(team)
     run = await run_execute(run_id=run.pk, worker="w1", provider=openai(fake, http))
     assert run.status == "failed" and "billing" in run.reason
+
+
+async def test_a_worker_resumes_a_parked_run_by_itself_once_the_shortened_reset_passes(
+    team, four_scenes, fake, settings, monkeypatch
+):
+    from generation.runs import providers as factory
+    from generation.runs import worker
+
+    factory.provider_cache_clear()
+    settings.GENERATION_PROVIDERS = {**settings.GENERATION_PROVIDERS, "fake": {"base_url": fake.url}}
+    settings.GENERATION_DAILY_RESET_SECONDS = 1.0
+    team.project.provider = "fake"
+    await database_sync_to_async(team.project.save)()
+    fake.configure(daily_limit=2, daily_window_seconds=4)
+    monkeypatch.setattr(worker, "SCAN_SECONDS", 0.1)
+    run = await database_sync_to_async(start)(team)
+    supervisor = worker.Supervisor()
+    scan = asyncio.ensure_future(supervisor.scan_forever())
+    seen: list[str] = []
+    try:
+        for _ in range(400):
+            status = await database_sync_to_async(lambda: BatchRun.objects.get(pk=run.pk).status)()
+            if not seen or seen[-1] != status:
+                seen.append(status)
+            if status == "completed":
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        scan.cancel()
+        await asyncio.gather(scan, *supervisor.tasks, return_exceptions=True)
+        factory.provider_cache_clear()
+    assert "waiting_daily_quota" in seen and seen[-1] == "completed"
+    stored = await database_sync_to_async(BatchRun.objects.get)(pk=run.pk)
+    assert stored.succeeded == 4 and stored.finished is not None
