@@ -58,7 +58,7 @@ class BatchExecution(RunExecution):
         finally:
             watcher.cancel()
         if await database_sync_to_async(self._finish)(result):
-            await self.recorder.publish("run.finished", **run_payload(self.run))
+            await self.publish_outcome()
         return self.run
 
     async def _run_batch(self, plan: Plan) -> RunResult:

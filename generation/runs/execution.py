@@ -161,8 +161,13 @@ class RunExecution:
         finally:
             watcher.cancel()
         if await database_sync_to_async(self._finish)(result):
-            await self.recorder.publish("run.finished", **run_payload(self.run))
+            await self.publish_outcome()
         return self.run
+
+    async def publish_outcome(self) -> None:
+        """run.finished, or run.daily_quota for a run parked until its quota resets (still active)."""
+        parked = self.run.status == BatchRun.Status.WAITING_DAILY_QUOTA
+        await self.recorder.publish("run.daily_quota" if parked else "run.finished", **run_payload(self.run))
 
     def stop(self) -> None:
         self.stop_seen.set()

@@ -148,3 +148,15 @@ async def test_a_worker_resumes_a_parked_run_by_itself_once_the_shortened_reset_
     assert "waiting_daily_quota" in seen and seen[-1] == "completed"
     stored = await database_sync_to_async(BatchRun.objects.get)(pk=run.pk)
     assert stored.succeeded == 4 and stored.finished is not None
+
+
+async def test_a_parked_run_announces_the_daily_quota_not_a_finish(team, four_scenes, fake, http, settings):
+    settings.GENERATION_DAILY_RESET_SECONDS = 3600
+    fake.configure(daily_limit=1, daily_window_seconds=3600)
+    run = await database_sync_to_async(start)(team)
+    events: list[dict] = []
+    run = await run_execute(run_id=run.pk, worker="w1", provider=openai(fake, http), listener=events.append)
+    last = events[-1]
+    assert last["type"] == "run.daily_quota" and last["status"] == "waiting_daily_quota"
+    assert last["active"] and last["quota_resume_at"] == run.quota_resume_at.isoformat()
+    assert "run.finished" not in {event["type"] for event in events}
