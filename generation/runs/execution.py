@@ -285,8 +285,8 @@ class RunExecution:
             # The scenes still claimed are exactly the interrupted and never-attempted ones: a scene that
             # succeeded or failed gave its claim up in the hook that recorded it.
             run_release_scenes(run_id=run.pk)
-            if not parked:
-                webhook_run_finished(run=run, stop_reason=result.stop_reason)
+            # A parked run announces run.parked to webhooks (webhooks.services.PARKING_REASONS).
+            webhook_run_finished(run=run, stop_reason=result.stop_reason)
         logger.info("Run %s %s: %s", run.pk, run.status, run.summary)
         return True
 
