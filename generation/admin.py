@@ -1,11 +1,14 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from generation.admin_actions import retry_scenes
 from generation.costs import admin as costs_admin  # noqa: F401  (registers prices, budgets, profiles)
 from generation.costs.prices import money
 from generation.models import BatchRun, GenerationAttempt, SceneVersion
-from projects.admin import MemberScopedAdmin, ReadOnlyInline
+from projects.admin import MemberScopedAdmin, ReadOnlyInline, SceneAdmin
+from projects.models import Scene
+from projects.wording import count_noun
 
 
 class ReadOnlyAdmin(MemberScopedAdmin):
@@ -98,3 +101,41 @@ class SceneVersionAdmin(ReadOnlyAdmin):
     list_display = ["scene", "number", "provider", "model", "seed", "attempts", "created"]
     list_filter = ["provider"]
     list_select_related = ["scene"]
+
+
+class SceneAttemptInline(ReadOnlyInline):
+    model = GenerationAttempt
+    fk_name = "scene"
+    fields = [
+        "run",
+        "number",
+        "status",
+        "error_kind",
+        "error_message",
+        "http_status",
+        "provider",
+        "latency_ms",
+        "started",
+    ]
+    ordering = ["-started"]
+
+
+# The scene admin is projects'; its attempts and the retry action are generation's, added here so that
+# projects never imports generation's models or admin (the import contracts in pyproject.toml).
+admin.site.unregister(Scene)
+
+
+@admin.register(Scene)
+class GeneratingSceneAdmin(SceneAdmin):
+    inlines = [*SceneAdmin.inlines, SceneAttemptInline]
+    actions = [*(SceneAdmin.actions or []), "retry_selected"]
+
+    @admin.action(description="Retry selected scenes")
+    def retry_selected(self, request, queryset) -> None:
+        queued, refusals = retry_scenes(user=request.user, scenes=queryset.select_related("project"))
+        if queued:
+            self.message_user(
+                request, f"Queued {count_noun(queued, 'scene')} for generation.", messages.SUCCESS
+            )
+        for reason in refusals:
+            self.message_user(request, f"Not queued: {reason}", messages.WARNING)

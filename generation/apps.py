@@ -7,4 +7,4 @@ class GenerationConfig(AppConfig):
     name = "generation"
 
     def ready(self) -> None:
-        from generation import signals  # noqa: F401  (connects the receivers)
+        from generation.live import signals  # noqa: F401  (connects the receivers)

@@ -65,14 +65,24 @@ class BatchRun(models.Model):
     requests = models.PositiveIntegerField(default=0)
     retries = models.PositiveIntegerField(default=0)
     quota_errors = models.PositiveIntegerField(default=0)
+    # The vocabulary of docs/events.md: quota waits (count and seconds, the current wait's elapsed part
+    # included) and pacing seconds (the run holding itself to the quota, no error).
     quota_wait_seconds = models.FloatField(default=0)
     # Spent, in USD, over every billed attempt; `unpriced` counts billed attempts no price covered.
     cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     unpriced = models.PositiveIntegerField(default=0)
+    quota_waits = models.PositiveIntegerField(default=0)
+    pacing_seconds = models.FloatField(default=0)
     reason = models.TextField(blank=True)
     summary = models.CharField(max_length=200, blank=True)
     # While the run waits for quota: when dispatch resumes, so a page loaded mid-wait can count down.
     quota_resume_at = models.DateTimeField(null=True, blank=True)
+    # While the run paces itself: when the next request may go, and the pace (for the same banner).
+    pacing_until = models.DateTimeField(null=True, blank=True)
+    requests_per_minute = models.FloatField(null=True, blank=True)
+    # When the counts were taken (the wait seconds grow from there) and when the run should end.
+    counts_at = models.DateTimeField(null=True, blank=True)
+    eta_at = models.DateTimeField(null=True, blank=True)
     stop_requested = models.BooleanField(default=False)
     # Which worker holds the run and when it last said so: a stale heartbeat lets another worker take over.
     owner = models.CharField(max_length=100, blank=True)
@@ -112,10 +122,14 @@ class BatchRun(models.Model):
     def _word(self) -> str:
         return "scene" if self.kind == self.Kind.SCENES else "character reference"
 
-    def summary_message(self) -> str:
-        """The one-line outcome shown in the snackbar, in the product owner's three shapes."""
+    def summary_message(self, *, totals: dict[str, int] | None = None) -> str:
+        """The one-line outcome shown in the snackbar, in the product owner's three shapes. A resume (a run
+        after earlier ones, given the project's `totals` from generation.selectors.project_totals) says
+        instead what it generated and what the project has now."""
         attempted = self.total - self.skipped - self.removed
         word = self._word()
+        if totals and self.succeeded and totals["images"] > self.succeeded and not self.regenerate:
+            return self._resume_summary(attempted, totals)
         if self.total and self.skipped == self.total:
             return f"Nothing to generate: {all_of(self.total, word)} {were(self.total)} skipped"
         if self.total and self.succeeded == self.total:
@@ -156,6 +170,21 @@ class BatchRun(models.Model):
             f"Error: {all_of(attempted, self._word())} failed to generate; the provider refused {scenes} "
             "under its content policy (reword those prompts). Retry the others."
         )
+
+    def _resume_summary(self, attempted: int, totals: dict[str, int]) -> str:
+        # Every scene it tried ended (generated or failed): it generated "the" missing ones it could.
+        missing = f"missing {self.noun(attempted)}"
+        if self.succeeded + self.failed == attempted:
+            done = f"the {self.succeeded} missing {self.noun(self.succeeded)}"
+        else:
+            done = f"{self.succeeded} of the {attempted} {missing}"
+        images, scenes = totals["images"], totals["scenes"]
+        if images == scenes:
+            now = f"all {scenes} now have images"
+        else:
+            now = f"{images} of {scenes} now {'has an image' if images == 1 else 'have images'}"
+        failed = f", {totals['failed']} failed" if totals["failed"] else ""
+        return f"Generated {done}; {now}{failed}"
 
     def duration_seconds(self) -> float | None:
         if not self.started:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from generation.costs.estimates import run_estimate
+from generation.live.events import layer_spans_processes
+from generation.providers import available as provider_names
 from generation.runs.providers import ProviderStatus, provider_statuses
 from generation.runs.selectors import (
     active_run,
@@ -11,6 +13,7 @@ from generation.runs.selectors import (
     missing_references,
     project_cost,
     project_snapshot,
+    project_totals,
     run_payload,
     runs_needing_a_worker,
     scene_state,
@@ -21,9 +24,12 @@ __all__ = [
     "active_run",
     "current_versions",
     "latest_run",
+    "layer_spans_processes",
     "missing_references",
     "project_cost",
     "project_snapshot",
+    "project_totals",
+    "provider_names",
     "provider_statuses",
     "run_estimate",
     "run_payload",

@@ -5,6 +5,12 @@ The workflows live in generation/runs/services.py; names here are the ones other
 
 from __future__ import annotations
 
+import asyncio
+
+from asgiref.sync import async_to_sync
+from django.db import transaction
+
+from generation.live.events import scenes_changed
 from generation.runs.selectors import missing_references  # a read: kept here for projects/views.py
 from generation.runs.services import (
     RunRefused,
@@ -15,11 +21,33 @@ from generation.runs.services import (
     scene_version_make_current,
 )
 
+
+def project_changed_notify(*, project_id: int) -> None:
+    """Tell every open page of the project that its scenes changed (created, edited, deleted, moved,
+    imported, linked to characters, a reference changed), once the caller's transaction commits."""
+    # Robust: a lost notice costs a page a refresh at most; it must never fail the edit that committed.
+    transaction.on_commit(lambda: _send_scenes_changed(project_id), robust=True)
+
+
+_sending: set[asyncio.Task] = set()  # held until sent: the loop keeps only weak references to tasks
+
+
+def _send_scenes_changed(project_id: int) -> None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # a view's or a command's thread: the usual case
+        async_to_sync(scenes_changed)(project_id)
+    else:
+        _sending.add(task := loop.create_task(scenes_changed(project_id)))
+        task.add_done_callback(_sending.discard)
+
+
 __all__ = [
     "RunRefused",
     "character_run_start",
     "missing_references",
     "perform_action",
+    "project_changed_notify",
     "run_start",
     "run_stop",
     "scene_version_make_current",

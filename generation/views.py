@@ -22,8 +22,8 @@ from generation.costs.prices import money
 from generation.models import SceneVersion
 from generation.services import RunRefused, perform_action, scene_version_make_current
 from projects.access import membership_for
+from projects.images import send_image
 from projects.models import Role, Scene
-from projects.views import send_image
 
 ACTION_MESSAGES = {
     "start": "Generation started.",

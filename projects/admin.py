@@ -8,17 +8,14 @@ members). Model permissions alone are not enough: a grant of "change scene" must
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
 
-from generation.admin_actions import retry_scenes
-from generation.models import GenerationAttempt
 from projects.access import admin_allows, admin_projects
 from projects.models import Character, Membership, Project, Role, Scene
-from projects.wording import count_noun
 
 
 class MemberScopedAdmin(admin.ModelAdmin):
@@ -86,23 +83,6 @@ class ReadOnlyInline(admin.TabularInline):
 
     def get_readonly_fields(self, request, obj=None):
         return self.fields
-
-
-class SceneAttemptInline(ReadOnlyInline):
-    model = GenerationAttempt
-    fk_name = "scene"
-    fields = [
-        "run",
-        "number",
-        "status",
-        "error_kind",
-        "error_message",
-        "http_status",
-        "provider",
-        "latency_ms",
-        "started",
-    ]
-    ordering = ["-started"]
 
 
 class MembershipFormSet(forms.BaseInlineFormSet):
@@ -191,8 +171,6 @@ class SceneAdmin(InProjectAdmin):
     list_select_related = ["project"]
     filter_horizontal = ["characters"]
     readonly_fields = ["created", "updated"]
-    inlines = [SceneAttemptInline]
-    actions = ["retry_selected"]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -201,16 +179,6 @@ class SceneAdmin(InProjectAdmin):
             in_reach = Character.objects.filter(project__in=project.queryset)
             characters.queryset = in_reach.order_by("project", "name")
         return form
-
-    @admin.action(description="Retry selected scenes")
-    def retry_selected(self, request, queryset) -> None:
-        queued, refusals = retry_scenes(user=request.user, scenes=queryset.select_related("project"))
-        if queued:
-            self.message_user(
-                request, f"Queued {count_noun(queued, 'scene')} for generation.", messages.SUCCESS
-            )
-        for reason in refusals:
-            self.message_user(request, f"Not queued: {reason}", messages.WARNING)
 
 
 @admin.register(Character)

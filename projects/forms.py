@@ -4,7 +4,7 @@ from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
-from generation.selectors import provider_statuses
+from generation.selectors import provider_names, provider_statuses
 from projects.images import validate_reference_image
 from projects.models import Character, Project, Role, Scene
 
@@ -31,11 +31,9 @@ class ProjectSettingsForm(forms.ModelForm):
         help_texts = {"provider_model": "Blank: the provider's default model"}
 
     def __init__(self, *args, **kwargs) -> None:
-        from generation.providers import available
-
         super().__init__(*args, **kwargs)
         # The test-only providers draw fake images: a production project picking one would look broken.
-        offered = [name for name in available() if settings.DEBUG or name not in TEST_ONLY_PROVIDERS]
+        offered = [name for name in provider_names() if settings.DEBUG or name not in TEST_ONLY_PROVIDERS]
         self.statuses = provider_statuses(offered)
         labels = {s.name: s.label + ("" if s.ready else " (not configured)") for s in self.statuses}
         studio = labels.get(settings.GENERATION_PROVIDER, settings.GENERATION_PROVIDER)

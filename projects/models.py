@@ -162,6 +162,10 @@ class SceneQuerySet(models.QuerySet):
     def mark_skipped(self, *, fence: Exists | None = None) -> int:
         return self._mark(fence, status=Scene.Status.SKIPPED)
 
+    def mark_unskipped(self) -> int:
+        """Skipped scenes (an empty prompt) are pending again: their prompt changed, the next run tries."""
+        return self.filter(status=Scene.Status.SKIPPED)._mark(None, status=Scene.Status.PENDING)
+
     def with_image_prompt(self) -> SceneQuerySet:
         """Annotate `image_prompt`: the prompt the current image was generated from (None when no version
         records it), so image_is_stale() needs no query per scene. Order it yourself: with an aggregate

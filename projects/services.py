@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from generation.services import project_changed_notify
 from projects.importers import ParsedScene, parse_story
 from projects.mentions import MentionFinder, find_mentions
 from projects.models import Character, Membership, Project, Role, Scene
@@ -84,6 +85,7 @@ def scene_create(*, project: Project, prompt: str, title: str = "", position: in
         scene_link_characters(scene=scene)
         if position is not None and position != scene.position:
             scene_move(scene=scene, to_position=position)
+        project_changed_notify(project_id=project.pk)
     return scene
 
 
@@ -93,18 +95,19 @@ def scene_update(
     prompt_changed = prompt != scene.prompt
     scene.prompt = prompt
     scene.title = title
-    if prompt_changed and scene.status == Scene.Status.SKIPPED:
-        scene.status = Scene.Status.PENDING
-    # Only these fields: a full save would write back a position read before a concurrent move, and an
-    # update that finds no row (deleted meanwhile) must not insert the scene again.
+    # Only these fields: a full save would write back a position read before a concurrent move, or a
+    # status read before a run changed it; an update that finds no row (deleted meanwhile) must not
+    # insert the scene again.
     with transaction.atomic():  # the update locks the row: the scene cannot vanish before its links go in
-        updated = Scene.objects.filter(pk=scene.pk).update(
-            prompt=scene.prompt, title=scene.title, status=scene.status, updated=timezone.now()
-        )
-        if not updated:
+        one = Scene.objects.filter(pk=scene.pk)
+        if not one.update(prompt=scene.prompt, title=scene.title, updated=timezone.now()):
             raise ValidationError(SCENE_GONE)
+        if prompt_changed:
+            one.mark_unskipped()
+        scene.refresh_from_db(fields=["status"])
         if characters is not None:
             scene.characters.set(characters)
+        project_changed_notify(project_id=scene.project_id)
     return scene
 
 
@@ -115,6 +118,7 @@ def scene_delete(*, scene: Scene) -> None:
             raise ValidationError(SCENE_GONE)
         scene.delete()
         _renumber(scene.project)
+        project_changed_notify(project_id=scene.project_id)
 
 
 def scene_move(*, scene: Scene, to_position: int) -> Scene:
@@ -151,6 +155,7 @@ def _reorder(*, project: Project, ordered_ids: Sequence[int]) -> None:
     Scene.objects.filter(project=project).update(position=F("position") + _PARK_OFFSET)
     for index, pk in enumerate(ordered_ids, start=1):
         Scene.objects.filter(pk=pk).update(position=index)
+    project_changed_notify(project_id=project.pk)
 
 
 @dataclass
@@ -200,6 +205,7 @@ def story_import_outcome(
         created = Character.objects.bulk_create(Character(project=project, name=name) for name in new_names)
         known.update((c.name.casefold(), c) for c in created)
         links = _link_imported(scenes=scenes, parsed=parsed, by_name=known)
+        project_changed_notify(project_id=project.pk)
     return StoryImported(scenes=scenes, created=created, links=links)
 
 
@@ -289,13 +295,19 @@ def project_links_apply(*, project: Project, pairs: Iterable[tuple[int, int]]) -
     """Add the proposed links among `pairs` (scene id, character id): a pair no longer proposed (the
     prompt changed, or a teammate linked it meanwhile) is left out. Returns how many were added."""
     proposed = {(s.pk, c.pk) for s, found in project_links_propose(project=project) for c in found}
-    return _add_links(set(pairs) & proposed)
+    added = _add_links(set(pairs) & proposed)
+    if added:
+        project_changed_notify(project_id=project.pk)
+    return added
 
 
 def project_link_characters(*, project: Project) -> int:
     """Link every proposed appearance at once (the admin and scripts; the page asks first)."""
     proposals = project_links_propose(project=project)
-    return _add_links({(scene.pk, c.pk) for scene, found in proposals for c in found})
+    added = _add_links({(scene.pk, c.pk) for scene, found in proposals for c in found})
+    if added:
+        project_changed_notify(project_id=project.pk)
+    return added
 
 
 def character_save(
@@ -320,4 +332,11 @@ def character_save(
     character.save()
     if reference is not None and old_reference:
         character.reference.storage.delete(old_reference)
+    # Tiles show the characters' names; a new reference changes what the next run sends.
+    project_changed_notify(project_id=project.pk)
     return character
+
+
+def character_delete(*, character: Character) -> None:
+    character.delete()
+    project_changed_notify(project_id=character.project_id)

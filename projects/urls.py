@@ -22,6 +22,7 @@ urlpatterns = [
         export_views.project_contact_sheet,
         name="project_contact_sheet",
     ),
+    path("projects/<int:project_id>/tiles/", views.scene_tiles, name="scene_tiles"),
     path("projects/<int:project_id>/scenes/new/", views.scene_create, name="scene_create"),
     path("projects/<int:project_id>/scenes/reorder/", views.scenes_reorder, name="scenes_reorder"),
     path("projects/<int:project_id>/scenes/<int:scene_id>/", views.scene_edit, name="scene_edit"),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from django.contrib import messages
@@ -11,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from generation.selectors import latest_run, project_snapshot
+from generation.selectors import latest_run, layer_spans_processes, project_snapshot, project_totals
 from generation.services import missing_references
 from projects import services
 from projects.access import membership_for
@@ -24,13 +25,7 @@ from projects.forms import (
     SceneForm,
     StoryImportForm,
 )
-from projects.images import (
-    THUMB_FORMAT,
-    NotAnImage,
-    detect_image_format,
-    ensure_thumbnail,
-    harden_file_response,
-)
+from projects.images import send_image
 from projects.importers import StoryFormatError
 from projects.models import Character, Membership, Project, Role, Scene
 from projects.wording import count_noun
@@ -62,25 +57,57 @@ def project_create(request: HttpRequest) -> HttpResponse:
 def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     membership = membership_for(user=request.user, project_id=project_id)
     project = membership.project
+    grid = _grid(membership)
+    scenes = grid["scenes"]
+    context = {
+        **grid,
+        "membership": membership,
+        "characters": project.characters.all(),
+        "run": latest_run(project.pk),
+        "missing": missing_references(scenes=scenes),
+        "failed_count": sum(s.status == Scene.Status.FAILED for s in scenes),
+        "snapshot": project_snapshot(project_id=project.pk),
+        "live_config": {
+            "ws": f"/ws/projects/{project.pk}/",
+            "status": reverse("project_status", args=[project.pk]),
+            "tiles": reverse("scene_tiles", args=[project.pk]),
+            "can_edit": grid["can_edit"],
+            # Events from another process (manage.py generate) cannot reach this one's sockets: poll.
+            "poll_seconds": None if layer_spans_processes() else POLL_SECONDS,
+        },
+    }
+    return render(request, "projects/project_detail.html", context)
+
+
+POLL_SECONDS = 1.5
+
+
+def _grid(membership: Membership, *, ids: list[int] | None = None) -> dict:
+    """What the tiles template needs: the page and scene_tiles draw tiles from the same context."""
+    project = membership.project
     # Ordered explicitly: an aggregate annotation drops Meta.ordering from the query.
     scenes = (
         project.scenes.with_image_prompt()
         .order_by("position")
         .prefetch_related(Prefetch("characters", queryset=Character.objects.order_by("name")))
     )
-    scenes = list(scenes)
-    context = {
-        "project": project,
-        "membership": membership,
-        "scenes": scenes,
-        "can_edit": membership.allows(Role.EDITOR),
-        "characters": project.characters.all(),
-        "run": latest_run(project.pk),
-        "missing": missing_references(scenes=scenes),
-        "failed_count": sum(s.status == Scene.Status.FAILED for s in scenes),
-        "snapshot": project_snapshot(project_id=project.pk),
-    }
-    return render(request, "projects/project_detail.html", context)
+    if ids is not None:
+        scenes = scenes.filter(pk__in=ids)
+    return {"project": project, "scenes": list(scenes), "can_edit": membership.allows(Role.EDITOR)}
+
+
+@login_required
+def scene_tiles(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The grid's tiles as HTML, all of them or `?ids=3,5`: the one place tiles are drawn, for the page
+    and for storyboard.js after an event (it never draws a tile itself)."""
+    membership = membership_for(user=request.user, project_id=project_id)
+    raw = request.GET.get("ids")
+    ids = [int(part) for part in raw.split(",") if part.isascii() and part.isdigit()][:1000] if raw else None
+    context = {**_grid(membership, ids=ids), "partial": ids is not None}
+    response = render(request, "projects/_scene_tiles.html", context)
+    response["X-Project-Totals"] = json.dumps(project_totals(project_id=project_id))
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required
@@ -336,7 +363,7 @@ def character_delete(request: HttpRequest, project_id: int, character_id: int) -
             f"{count_noun(scenes, 'scene')}; the scenes stay. This cannot be undone.",
             cancel=reverse("character_edit", args=[project.pk, character.pk]),
         )
-    character.delete()
+    services.character_delete(character=character)
     messages.success(request, f"Deleted {character.name}.")
     return redirect("character_list", project.pk)
 
@@ -387,24 +414,6 @@ def member_update(request: HttpRequest, project_id: int, member_id: int) -> Http
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     return redirect("member_list", project.pk)
-
-
-def send_image(path: Path, *, thumb: bool) -> HttpResponse | FileResponse:
-    """A stored image, typed by its content; 415 for a stored file that is not one of the four formats
-    (one stored before uploads were typed by content) or whose pixels do not decode for a thumbnail."""
-    if not path.exists():
-        raise Http404("Image file missing")
-    try:
-        fmt = detect_image_format(path)
-        if thumb:
-            path, fmt = ensure_thumbnail(path), THUMB_FORMAT
-    except NotAnImage as exc:
-        refused = HttpResponse(exc.message, status=415, content_type="text/plain; charset=utf-8")
-        return harden_file_response(refused)
-    # The download name too comes from the content: "Save image as" must not write a .html file.
-    response = FileResponse(path.open("rb"), content_type=fmt.mime, filename=path.stem + fmt.suffix)
-    response["Cache-Control"] = "private, max-age=300"
-    return harden_file_response(response)
 
 
 @login_required

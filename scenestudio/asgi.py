@@ -11,7 +11,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from generation.routing import websocket_urlpatterns, worker_channels  # noqa: E402
+from generation.live.routing import websocket_urlpatterns, worker_channels  # noqa: E402
 from scenestudio.origins import SameOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(

@@ -228,8 +228,9 @@ class RunExecution:
             retries=run.retries,
             quota_errors=run.quota_errors,
             quota_wait_seconds=run.quota_wait_seconds,
+            pacing_seconds=run.pacing_seconds,
         )
-        self.recorder.begin(plan, self.carried)
+        self.recorder.begin(plan, self.carried, counts=self.scheduler.snapshot)
         self.meter.prepare(
             run_id=run.pk,
             project_id=run.project_id,
@@ -259,11 +260,15 @@ class RunExecution:
         run.retries = carried.retries + result.retries
         run.quota_errors = carried.quota_errors + result.quota_errors
         run.quota_wait_seconds = carried.quota_wait_seconds + result.quota_wait_seconds
+        run.pacing_seconds = carried.pacing_seconds + result.pacing_seconds
+        run.quota_waits = self.recorder.quota_waits
+        run.eta_at = run.pacing_until = run.quota_resume_at = None
         run.reason = "" if result.stop_reason == StopReason.COMPLETED else result.stop_message
         run.cost, run.unpriced = self.meter.spent, self.meter.unpriced
         parked = self._park(result)
-        run.finished = None if parked else timezone.now()
-        run.summary = run.summary_message()
+        run.counts_at = timezone.now()
+        run.finished = None if parked else run.counts_at
+        run.summary = run.summary_message(totals=self.target.totals())
         with transaction.atomic():
             if not self.recorder.still_held():
                 return False

@@ -37,7 +37,6 @@ from projects.models import SkipReason
 
 # What "Stopping: …" says after someone pressed Stop (the engine's own message is the run's reason).
 STOP_REQUESTED = "no new requests; images already being generated may still arrive"
-PROGRESS_WRITE_SECONDS = 1.0
 
 
 @dataclass
@@ -49,6 +48,7 @@ class Carried:
     retries: int = 0
     quota_errors: int = 0
     quota_wait_seconds: float = 0.0
+    pacing_seconds: float = 0.0
 
 
 class RunRecorder(Hooks):
@@ -79,11 +79,17 @@ class RunRecorder(Hooks):
         self.carried = Carried()
         self.seq = 0
         self.attempt_ids: dict[int, int] = {}
-        self._last_progress_write = -1e9
+        self.counts: Callable[[], Progress] | None = None
+        self._written: dict[str, Any] | None = None
+        self.quota_waits = run.quota_waits  # quota pauses so far (a takeover's included)
+        self.stopping = False
+        self.stored = 0  # successes this recorder wrote
+        self._status_written: dict[str, Any] | None = None
 
-    def begin(self, plan: Plan, carried: Carried) -> None:
-        """The run's items (for naming them in events) and what it had done before a takeover."""
-        self.plan, self.carried = plan, carried
+    def begin(self, plan: Plan, carried: Carried, *, counts: Callable[[], Progress] | None = None) -> None:
+        """The run's items (for naming them in events), what it had done before a takeover, and where
+        the live counts come from (the scheduler's snapshot), written with every item's outcome."""
+        self.plan, self.carried, self.counts = plan, carried, counts
 
     async def publish(self, event_type: str, **payload: Any) -> None:
         self.seq += 1
@@ -114,15 +120,19 @@ class RunRecorder(Hooks):
     async def attempt_started(self, job: Job, attempt_no: int) -> None:
         # The job's own task: its later log lines carry the item's id.
         bind_log_context(**self.target.attempt_fields(job.key))
-        held = await database_sync_to_async(self._attempt_started_sync)(job, attempt_no)
+        counts = self._counts()
+        held = await database_sync_to_async(self._attempt_started_sync)(job, attempt_no, counts)
         if held and attempt_no == 1:
-            await self.publish(self.target.event("started"), item=item_payload(self.plan, job.key))
+            item = item_payload(self.plan, job.key)
+            await self.publish(self.target.event("started"), item=item, counts=self.stored_counts())
 
-    def _attempt_started_sync(self, job: Job, attempt_no: int) -> bool:
+    def _attempt_started_sync(self, job: Job, attempt_no: int, counts: dict[str, Any] | None) -> bool:
         with transaction.atomic():
             if self.target.gone(job.key):
                 return False
-            return self._attempt_row(job, attempt_no)
+            held = self._attempt_row(job, attempt_no)
+            self._write_counts(counts)  # the request counts from the moment its row exists
+            return held
 
     def _attempt_row(self, job: Job, attempt_no: int) -> bool:
         previous = self.attempt_ids.get(job.key) or self._last_failed_attempt(job.key)
@@ -192,9 +202,12 @@ class RunRecorder(Hooks):
         name = self.target.image_name(job.key, result)
         name = await asyncio.to_thread(default_storage.save, name, ContentFile(result.image))
         success = Success(job, name, result, attempts, self.attempt_ids.get(job.key))
+        # Counted here, before the write: the scheduler counts a success only once this hook returns.
+        self.stored += 1
         try:
-            recorded = await database_sync_to_async(self._succeeded_sync)(success)
+            recorded = await database_sync_to_async(self._succeeded_sync)(success, self._counts())
         except Exception:
+            self.stored -= 1
             await asyncio.to_thread(default_storage.delete, name)
             raise
         if not recorded:  # another worker holds the run now and generates this item itself
@@ -205,18 +218,20 @@ class RunRecorder(Hooks):
             item=item_payload(self.plan, job.key),
             attempts=attempts,
             thumbnail=self.target.image_url(job.key, self.seq),
+            counts=self.stored_counts(),
         )
 
-    def _succeeded_sync(self, success: Success) -> bool:
+    def _succeeded_sync(self, success: Success, counts: dict[str, Any] | None) -> bool:
         with transaction.atomic():
             if not self.still_held() or self.target.gone(success.job.key):
                 return False
             self.target.record_success(success)
+            self._write_counts(counts)  # with the item's row: a reload never shows fewer than the events
         return True
 
     async def job_failed(self, job: Job, error: ProviderError, attempts: int) -> None:
         reason = error.message if isinstance(error, ProviderError) else redact(str(error))
-        if not await database_sync_to_async(self._failed_sync)(job.key, reason):
+        if not await database_sync_to_async(self._failed_sync)(job.key, reason, self._counts()):
             return
         await self.publish(
             self.target.event("failed"),
@@ -224,53 +239,83 @@ class RunRecorder(Hooks):
             reason=reason,
             kind=error.kind,
             attempts=attempts,
+            counts=self.stored_counts(),
         )
 
-    def _failed_sync(self, key: int, reason: str) -> bool:
+    def _failed_sync(self, key: int, reason: str, counts: dict[str, Any] | None) -> bool:
         with transaction.atomic():
             if not self.still_held() or self.target.gone(key):
                 return False
             self.target.record_failure(key, reason)
+            self._write_counts(counts)
         return True
+
+    def _counts(self) -> dict[str, Any] | None:
+        """The run's counts now, as BatchRun fields; taken in the loop, written in the ORM's thread (whose
+        calls run one at a time in the order they were made, so the row never goes back)."""
+        if self.counts is None:
+            return None
+        return run_counts(self.counts(), carried=self.carried, at=timezone.now(), stored=self.stored)
+
+    def stored_counts(self) -> dict[str, Any] | None:
+        """The counts as last written (times as ISO strings): item events carry them, so a page shows
+        what the row says as soon as the item's outcome arrives, not only at the next run.progress."""
+        if self._written is None:
+            return None
+        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in self._written.items()}
+
+    def _write_counts(self, counts: dict[str, Any] | None) -> None:
+        # When they were taken and the ETA change every time; the counts themselves mostly do not.
+        unchanged = counts is not None and self._written is not None and _same_counts(counts, self._written)
+        if counts is None or unchanged:
+            return
+        self._ours().update(**counts, heartbeat=timezone.now())
+        self._written = counts
 
     async def quota_wait(self, seconds: float, until: float, wait_no: int, error: QuotaError) -> None:
         resume_at = timezone.now() + timedelta(seconds=seconds)
-        await database_sync_to_async(self._set_status)(
-            BatchRun.Status.WAITING_QUOTA, quota_resume_at=resume_at
-        )
+        self.quota_waits += 1
+        await database_sync_to_async(self._quota_wait_sync)(resume_at)
         await self.publish(
             "run.quota_wait",
             seconds=round(seconds, 1),
             until=resume_at.isoformat(),
-            attempt=wait_no,
-            max_attempts=self.max_quota_waits(),
+            quota_waits=self.quota_waits,
+            budget_seconds=self.config.quota_wait_max_total,
             reason=error.message,
         )
 
+    def _quota_wait_sync(self, resume_at: datetime) -> None:
+        self._set_status(BatchRun.Status.WAITING_QUOTA, quota_resume_at=resume_at)
+        self._ours().update(quota_waits=self.quota_waits)
+
     async def pacing(self, seconds: float | None, requests_per_minute: float | None) -> None:
         # No error happened: the run holds itself to the quota. Said aloud, or a paced run looks stuck.
-        payload: dict[str, Any] = {
-            "requests_per_minute": round(requests_per_minute) if requests_per_minute else None
-        }
+        rate = round(requests_per_minute) if requests_per_minute else None
+        payload: dict[str, Any] = {"requests_per_minute": rate}
         if seconds is not None:
             resume_at = timezone.now() + timedelta(seconds=seconds)
             payload.update(seconds=round(seconds, 1), until=resume_at.isoformat())
+            # Stored too, so a page loaded during the wait shows the same banner.
+            await database_sync_to_async(self._ours().update)(
+                pacing_until=resume_at, requests_per_minute=rate
+            )
         await self.publish("run.pacing", **payload)
-
-    def max_quota_waits(self) -> int:
-        # No fixed count caps quota waits, the total wait budget does: this is how many default waits fit.
-        return max(1, round(self.config.quota_wait_max_total / self.config.quota_wait_default))
 
     def _set_status(self, status: str, *, quota_resume_at: datetime | None = None) -> None:
         fields: dict[str, Any] = {"status": status}
         # Still waiting without a new end time: the stored one stands; running again: it is cleared.
         if status != BatchRun.Status.WAITING_QUOTA or quota_resume_at is not None:
             fields["quota_resume_at"] = quota_resume_at
+        if fields == self._status_written:  # the progress hook asks after every outcome
+            return
         self._ours().filter(status__in=BatchRun.ACTIVE).exclude(status=BatchRun.Status.STOPPING).update(
             **fields
         )
+        self._status_written = fields
 
     async def run_stopping(self, reason: StopReason, message: str) -> None:
+        self.stopping = True
         await database_sync_to_async(self._ours().filter(status__in=BatchRun.ACTIVE).update)(
             status=BatchRun.Status.STOPPING
         )
@@ -280,42 +325,66 @@ class RunRecorder(Hooks):
         await self.publish("run.stopping", reason=reason.value, message=message)
 
     async def progress(self, snapshot: Progress) -> None:
-        now = self.clock.now()
-        if now - self._last_progress_write >= PROGRESS_WRITE_SECONDS or snapshot.remaining == 0:
-            self._last_progress_write = now
-            await database_sync_to_async(self.write_progress)(snapshot)
-        payload = progress_payload(snapshot, skipped=self.run.skipped, carried=self.carried)
-        await self.publish("run.progress", **payload)
+        counts = await database_sync_to_async(self.write_progress)(snapshot)
+        payload = progress_payload(snapshot, skipped=self.run.skipped, counts=counts, carried=self.carried)
+        status = BatchRun.Status.STOPPING if self.stopping else _status_of(snapshot)
+        await self.publish("run.progress", **payload, quota_waits=self.quota_waits, status=status)
 
-    def write_progress(self, snapshot: Progress) -> None:
-        """Store the counts and the status (waiting for quota or running) a snapshot shows; renews the
-        heartbeat. The progress hook calls it at most every PROGRESS_WRITE_SECONDS."""
-        status = BatchRun.Status.WAITING_QUOTA if snapshot.paused_until else BatchRun.Status.RUNNING
-        self._set_status(status)
-        carried = self.carried
-        self._ours().update(
-            succeeded=carried.succeeded + snapshot.succeeded,
-            failed=snapshot.failed,
-            requests=carried.requests + snapshot.requests,
-            retries=carried.retries + snapshot.retries,
-            quota_errors=carried.quota_errors + snapshot.quota_errors,
-            heartbeat=timezone.now(),
-        )
+    def write_progress(self, snapshot: Progress) -> dict[str, Any]:
+        """Store the counts and the status (waiting for quota or running) a snapshot shows, before the
+        event that shows them leaves (an unchanged count is not written again); returns the stored ones."""
+        self._set_status(_status_of(snapshot))
+        counts = run_counts(snapshot, carried=self.carried, at=timezone.now(), stored=self.stored)
+        self._write_counts(counts)
+        # What the row holds, unchanged counts not rewritten: the event shows exactly what a reload would.
+        return self._written or counts
 
 
-def progress_payload(snapshot: Progress, *, skipped: int, carried: Carried | None = None) -> dict[str, Any]:
+def _status_of(snapshot: Progress) -> str:
+    return BatchRun.Status.WAITING_QUOTA if snapshot.paused_until else BatchRun.Status.RUNNING
+
+
+def run_counts(
+    snapshot: Progress, *, carried: Carried | None = None, at: datetime, stored: int | None = None
+) -> dict[str, Any]:
+    """The counts a run's row stores, the same ones its progress events carry. The wait seconds include
+    the current wait's elapsed part up to `at` (`counts_at`); pages count on from there. `stored` is the
+    recorder's own count of successes, which runs ahead of the scheduler's while images are stored."""
     carried = carried or Carried()
+    eta = snapshot.eta_seconds
     return {
-        "total": snapshot.total + skipped + carried.succeeded,
-        "succeeded": carried.succeeded + snapshot.succeeded,
+        "succeeded": carried.succeeded + (snapshot.succeeded if stored is None else stored),
         "failed": snapshot.failed,
-        "skipped": skipped,
-        "in_flight": snapshot.in_flight,
-        "concurrency": snapshot.concurrency,
         "requests": carried.requests + snapshot.requests,
         "retries": carried.retries + snapshot.retries,
         "quota_errors": carried.quota_errors + snapshot.quota_errors,
-        "eta_seconds": None if snapshot.eta_seconds is None else round(snapshot.eta_seconds, 1),
+        "quota_wait_seconds": carried.quota_wait_seconds + snapshot.quota_wait_seconds,
+        "pacing_seconds": carried.pacing_seconds + snapshot.pacing_seconds,
+        "counts_at": at,
+        "eta_at": None if eta is None else at + timedelta(seconds=eta),
+    }
+
+
+def _same_counts(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    moments = {"counts_at", "eta_at", "quota_wait_seconds", "pacing_seconds"}
+    return all(a[k] == b[k] for k in a if k not in moments)
+
+
+def progress_payload(
+    snapshot: Progress, *, skipped: int, counts: dict[str, Any], carried: Carried | None = None
+) -> dict[str, Any]:
+    """A run.progress event: the stored counts (times as ISO strings) and what only the live run knows."""
+    carried = carried or Carried()
+    eta = snapshot.eta_seconds
+    return {
+        "total": snapshot.total + skipped + carried.succeeded,
+        **{k: v.isoformat() if isinstance(v, datetime) else v for k, v in counts.items()},
+        "quota_wait_seconds": round(counts["quota_wait_seconds"], 1),
+        "pacing_seconds": round(counts["pacing_seconds"], 1),
+        "skipped": skipped,
+        "in_flight": snapshot.in_flight,
+        "concurrency": snapshot.concurrency,
+        "eta_seconds": None if eta is None else round(eta, 1),
     }
 
 

@@ -4,7 +4,7 @@ starts from."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from generation.costs.prices import money, usd
+from generation.engine.config import EngineConfig
 from generation.models import BatchRun, SceneVersion
 from projects.models import Character, Project, Scene, SkipReason
 
@@ -64,6 +65,11 @@ def run_payload(run: BatchRun) -> dict[str, Any]:
         "retries": run.retries,
         "quota_errors": run.quota_errors,
         "quota_wait_seconds": round(run.quota_wait_seconds, 1),
+        "quota_waits": run.quota_waits,
+        "pacing_seconds": round(run.pacing_seconds, 1),
+        "counts_at": _iso(run.counts_at),
+        "eta_at": _iso(run.eta_at) if run.is_active() else None,
+        "wait": run_wait(run),
         "reason": run.reason,
         "summary": run.summary,
         "requested_by": run.requested_by.username if run.requested_by_id else "",
@@ -89,6 +95,45 @@ def project_cost(*, project_id: int) -> dict[str, Any]:
     return {"usd": usd(cost), "unpriced_images": unpriced, "text": money(cost, unpriced=unpriced)}
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def run_wait(run: BatchRun, *, now: datetime | None = None) -> dict[str, Any] | None:
+    """The wait a run is in, with the fields of its run.quota_wait or run.pacing event, so a page loaded
+    during it shows the same banner; None when it is not waiting."""
+    now = now or timezone.now()
+    if run.status == BatchRun.Status.WAITING_QUOTA and run.quota_resume_at and run.quota_resume_at > now:
+        budget = EngineConfig.from_mapping(run.config).quota_wait_max_total
+        return {
+            "kind": "quota",
+            "until": run.quota_resume_at.isoformat(),
+            "quota_waits": run.quota_waits,
+            "budget_seconds": budget,
+        }
+    if run.is_active() and run.pacing_until and run.pacing_until > now:
+        rate = round(run.requests_per_minute) if run.requests_per_minute else None
+        return {"kind": "pacing", "until": run.pacing_until.isoformat(), "requests_per_minute": rate}
+    return None
+
+
+def project_totals(*, project_id: int, scenes: Sequence[Scene] | None = None) -> dict[str, int]:
+    """The project's own state, whatever the last run did: scenes, images, failed, pending, empty."""
+    if scenes is None:
+        scenes = Scene.objects.filter(project_id=project_id).only("status", "image", "prompt")
+    totals = {"scenes": 0, "images": 0, "failed": 0, "pending": 0, "empty": 0}
+    for scene in scenes:
+        totals["scenes"] += 1
+        totals["images"] += scene.has_image()
+        if not scene.has_prompt():
+            totals["empty"] += 1
+        elif scene.status == Scene.Status.FAILED:
+            totals["failed"] += 1
+        elif not scene.has_image():
+            totals["pending"] += 1
+    return totals
+
+
 def current_versions(*, project_id: int) -> dict[int, dict[str, Any]]:
     """Scene id -> the metadata of its current version: the one whose image is the scene's image (scenes
     may have none at all)."""
@@ -112,6 +157,8 @@ def scene_state(scene: Scene) -> dict[str, Any]:
     return {
         "id": scene.pk,
         "position": scene.position,
+        # The tile's data-version: a page whose tile differs fetches it again.
+        "version": f"{int(scene.updated.timestamp())}.{scene.updated.microsecond:06d}",
         "status": scene.status,
         "thumbnail": thumbnail,
         "reason": reason,
@@ -125,10 +172,11 @@ def latest_run(project_id: int) -> BatchRun | None:
 
 
 def project_snapshot(*, project_id: int) -> dict[str, Any]:
-    scenes = Scene.objects.filter(project_id=project_id).order_by("position")
+    scenes = list(Scene.objects.filter(project_id=project_id).order_by("position"))
     run = latest_run(project_id)
     return {
         "project": project_id,
         "scenes": [scene_state(s) for s in scenes],
+        "totals": project_totals(project_id=project_id, scenes=scenes),
         "run": run and run_payload(run),
     }

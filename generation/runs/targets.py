@@ -19,7 +19,7 @@ from django.utils import timezone
 from generation.engine.jobs import Job
 from generation.models import BatchRun, SceneVersion
 from generation.providers.base import ImageRequest, ImageResult, Provider, Reference
-from generation.runs.selectors import scenes_claimed
+from generation.runs.selectors import project_totals, scenes_claimed
 from generation.runs.services import scene_version_add, scenes_claim
 from projects.images import detect_image_format
 from projects.models import Character, Scene, SkipReason, character_reference_path, scene_image_path
@@ -88,6 +88,10 @@ class Target:
         it cannot vanish before this write commits."""
         return False
 
+    def totals(self) -> dict[str, int] | None:
+        """The project's totals a summary mentions; None where the project's scenes are not the subject."""
+        return None
+
     def removed(self, keys: set[int]) -> set[int]:
         """The run's items deleted while it ran: whatever the engine did with them, nothing is left."""
         return set()
@@ -149,6 +153,13 @@ class SceneTarget(Target):
     def gone(self, key: int) -> bool:
         # A delete or a replace-import during the run.
         return not Scene.objects.select_for_update().filter(pk=key).exists()
+
+    def totals(self) -> dict[str, int] | None:
+        # Only a run that follows earlier ones resumes the project's work; a first run keeps its shapes.
+        earlier = BatchRun.objects.filter(
+            project_id=self.run.project_id, kind=self.run.kind, created__lt=self.run.created
+        )
+        return project_totals(project_id=self.run.project_id) if earlier.exists() else None
 
     def removed(self, keys: set[int]) -> set[int]:
         return keys - set(Scene.objects.filter(pk__in=keys).values_list("pk", flat=True))

@@ -40,7 +40,7 @@ PASSWORDS = {DEMO_USER: DEMO_PASSWORD, TEAMMATE: TEAMMATE_PASSWORD, VIEWER: VIEW
 SAFETY_WORD = "forbiddenlantern"
 FAILING_POSITION = 12
 # Copies of the demo project, with references already generated, one per test that runs a batch.
-CLONES = ("stop", "reload", "phone", "quota")
+CLONES = ("stop", "reload", "phone", "quota", "cli", "edits")
 
 # Slow enough to watch: 18 scenes, 3 at a time, 0.6 s each is about 4 s a run.
 WATCHABLE_ENV = {
@@ -49,8 +49,8 @@ WATCHABLE_ENV = {
     "GEN_MAX_CONCURRENCY": "3",
     "SIMULATED_SAFETY_WORD": SAFETY_WORD,
 }
-# 4 requests a minute and no Retry-After: the engine waits its default 15 s (with jitter), and a
-# 45 s budget makes that "retry 1 of 3".
+# 4 requests a minute and no Retry-After: the engine infers the rolling window from the first 429 and
+# waits for it to free up, within the default 10 min budget.
 QUOTA_ENV = {
     "SIMULATED_LATENCY": "0.3",
     "SIMULATED_RPM": "4",
@@ -58,7 +58,7 @@ QUOTA_ENV = {
     "GEN_START_CONCURRENCY": "3",
     "GEN_MAX_CONCURRENCY": "5",
     "GEN_QUOTA_WAIT_DEFAULT": "15",
-    "GEN_QUOTA_WAIT_MAX_TOTAL": "45",
+    "GEN_QUOTA_WAIT_MAX_TOTAL": "600",
 }
 
 # Runs inside `manage.py shell -c` against the template database; prints the project ids as JSON.
@@ -112,6 +112,7 @@ class Studio:
     url: str
     projects: dict[str, int]
     log: Path
+    env: dict[str, str]  # the server's environment: a command run with it works on the same database
 
     def project_url(self, name: str) -> str:
         return f"{self.url}/projects/{self.projects[name]}/"
@@ -170,14 +171,15 @@ def run_studio(template: Template, workdir: Path, env: dict[str, str]) -> Iterat
         shutil.copytree(template.path / "media", workdir / "media")
     port, log = processes.free_port(), workdir / "server.log"
     args = ["manage.py", "runstudio", "--port", str(port)]
-    with processes.running(args, env=_base_env(workdir, env), log=log) as process:
+    server_env = _base_env(workdir, env)
+    with processes.running(args, env=server_env, log=log) as process:
         try:
             processes.wait_for_port(
                 port, what="runstudio", timeout=SERVER_START_SECONDS, process=process, log=log
             )
         except (RuntimeError, TimeoutError) as exc:
             pytest.fail(str(exc))
-        yield Studio(url=f"http://127.0.0.1:{port}", projects=template.projects, log=log)
+        yield Studio(url=f"http://127.0.0.1:{port}", projects=template.projects, log=log, env=server_env)
 
 
 @pytest.fixture(scope="session")

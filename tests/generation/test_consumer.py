@@ -13,8 +13,8 @@ from django.contrib.auth.models import AnonymousUser
 from generation.engine.clock import LoopClock
 from generation.engine.config import EngineConfig
 from generation.live.events import send_event
+from generation.live.routing import websocket_urlpatterns
 from generation.models import BatchRun
-from generation.routing import websocket_urlpatterns
 from generation.runs.execution import run_execute
 from generation.runs.recorder import RunRecorder
 from projects import services as project_services

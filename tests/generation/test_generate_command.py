@@ -118,3 +118,32 @@ def test_it_paces_with_the_credentials_shared_limiter(story, monkeypatch):
     monkeypatch.setattr(execution, "limiter_for", limiter_for)
     run_command(str(project.pk), "--scenes", "1", "--provider", "simulated")
     assert shared == ["simulated"]
+
+
+def test_it_records_the_user_named_with_as_not_the_projects_owner(story, team):
+    project, *_ = story
+    run_command(str(project.pk), "--scenes", "1", "--provider", "simulated", "--as", team.editor.username)
+    assert BatchRun.objects.get().requested_by == team.editor
+
+
+def test_it_records_the_operating_system_user_when_the_studio_knows_them(story, team, monkeypatch):
+    project, *_ = story
+    monkeypatch.setattr("getpass.getuser", lambda: team.editor.username)
+    run_command(str(project.pk), "--scenes", "1", "--provider", "simulated")
+    assert BatchRun.objects.get().requested_by == team.editor
+
+
+def test_it_records_nobody_rather_than_someone_it_did_not_hear_from(story, team, monkeypatch):
+    project, *_ = story
+    monkeypatch.setattr("getpass.getuser", lambda: "an-os-account-the-studio-does-not-have")
+    run_command(str(project.pk), "--scenes", "1", "--provider", "simulated")
+    assert BatchRun.objects.get().requested_by is None
+
+
+@pytest.mark.parametrize("who", ["viewer", "outsider", "nobody"])
+def test_it_refuses_to_act_as_someone_who_may_not_generate(story, team, who):
+    project, *_ = story
+    name = "no-such-user" if who == "nobody" else team.user(who).username
+    with pytest.raises(CommandError, match=f"{name} cannot start runs"):
+        run_command(str(project.pk), "--provider", "simulated", "--as", name)
+    assert not BatchRun.objects.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import logging
 import os
 import signal
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from generation import services
@@ -18,7 +20,8 @@ from generation.costs.estimates import run_estimate
 from generation.costs.prices import money
 from generation.models import BatchRun
 from generation.runs.execution import RunExecution, run_execute
-from projects.models import Membership, Project, Role
+from projects.access import has_role
+from projects.models import Project, Role
 from projects.wording import count_noun, listing, plural
 
 BAR_WIDTH = 30
@@ -161,6 +164,14 @@ class Command(BaseCommand):
             help="Show the estimate (scenes, requests, cost, duration) and generate nothing",
         )
         parser.add_argument(
+            "--as",
+            dest="as_user",
+            default="",
+            metavar="USER",
+            help="The studio user the run is recorded for (default: the operating system user, if the "
+            "studio has an editor or owner of that name)",
+        )
+        parser.add_argument(
             "--characters",
             action="store_true",
             help="Generate missing character references instead of scenes",
@@ -175,8 +186,7 @@ class Command(BaseCommand):
         if options["concurrency"]:
             n = options["concurrency"]
             overrides = {"max_concurrency": n, "start_concurrency": min(n, 5), "min_concurrency": 1}
-        owner = Membership.objects.filter(project=project, role=Role.OWNER).select_related("user").first()
-        user = owner.user if owner else None
+        user = self._requester(project, options["as_user"])
         if options["dry_run"]:
             estimate = run_estimate(
                 project=project,
@@ -212,6 +222,19 @@ class Command(BaseCommand):
         attempted = run.total - run.skipped
         if attempted and run.succeeded == 0:
             sys.exit(1)
+
+    def _requester(self, project: Project, name: str):
+        """Who started the run, as pages and the admin show it: `--as USER`, else the operating system
+        user when the studio has an editor or owner of that name, else nobody (never a stand-in)."""
+        if not name:
+            user = get_user_model().objects.filter(username=getpass.getuser()).first()
+            return user if has_role(user=user, project_id=project.pk, needs=Role.EDITOR) else None
+        user = get_user_model().objects.filter(username=name).first()
+        if user is None:
+            raise CommandError(f"{name} cannot start runs: the studio has no user of that name")
+        if not has_role(user=user, project_id=project.pk, needs=Role.EDITOR):
+            raise CommandError(f"{name} cannot start runs in {project}: not an editor or owner of it")
+        return user
 
     async def _execute(self, run_id: int) -> BatchRun:
         """Execute the run here, or follow it while another worker executes it (a worker woken by the

@@ -89,12 +89,17 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(await self.act(command))
 
     async def dispatch(self, message: dict) -> None:
+        # channels' dispatch runs its database connection clean-up before every handler, on the one sync
+        # thread the worker's writes queue on: per batch of events that delayed them by seconds. A batch
+        # touches no database, so it goes straight to its handler; a handler alone cannot skip the clean-up.
         if message["type"] == "generation.batch":
-            # The hot path touches no database, so it skips channels' per-message connection clean-up,
-            # which runs on the one sync thread the worker's writes queue on and delayed events by seconds.
-            await self.send(text_data=message["text"])
+            await self.generation_batch(message)
             return
         await super().dispatch(message)
+
+    async def generation_batch(self, message: dict) -> None:
+        """Live events, coalesced and encoded once by generation.live.events for every watcher."""
+        await self.send(text_data=message["text"])
 
     async def membership_changed(self, message: dict) -> None:
         if message.get("project") == self.project_id:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from generation.consumers import ProjectConsumer
+from generation.live.consumers import ProjectConsumer
 from generation.live.events import WORKER_CHANNEL
 from generation.runs.worker import GenerationConsumer
 
