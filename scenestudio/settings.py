@@ -158,7 +158,7 @@ REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "generation.live.layers.RetryingPubSubChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL]},
         }
     }

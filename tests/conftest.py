@@ -16,6 +16,8 @@ from projects.models import Membership, Project, Role, Scene
 def pytest_configure(config: pytest.Config) -> None:
     # `-m "not postgres"` leaves out the tests that start a throwaway PostgreSQL.
     config.addinivalue_line("markers", "postgres: starts a PostgreSQL server on loopback")
+    # `-m faults` selects the infrastructure fault suite (tests/faults); `make test` runs it.
+    config.addinivalue_line("markers", "faults: infrastructure faults (disk, database, Redis, signals)")
 
 
 @pytest.fixture(autouse=True)

@@ -15,13 +15,15 @@ margin in the script, 0-4 per 180 (tests/scale). It also needs a second round tr
 frees, and puts the quota in its key, so a learned quota would start from an empty log.
 
 If Redis stops answering, each process paces itself with a local limiter until it answers again: worse
-pacing (quota errors then pause each process on its own) beats every run stalling.
+pacing (quota errors then pause each process on its own) beats every run stalling. When it comes back
+without its data (a restart), the window starts full: see _SEND.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -44,30 +46,49 @@ LEARNED_TTL_SECONDS = 24 * 3600
 # for 0.2% of a one-minute window.
 MARGIN_SECONDS = 0.1
 
-# KEYS: log, pause, learned rate. ARGV: limit (0: unknown), window, margin, history.
-# Returns {1} when the send is logged (it may go now), else {0, seconds to wait}; then the learned rate.
+# KEYS: log, pause, learned rate, epoch. ARGV: limit (0: unknown), window, margin, history, a new epoch
+# id, the epoch this process saw last ('' for none). Returns {1} when the send is logged (it may go now),
+# else {0, seconds to wait}; then the learned rate and the epoch.
+#
+# The epoch key holds an id for as long as Redis keeps its data. A process that saw one and finds none
+# knows Redis lost the log (a restart without persistence): sends it logged in the last window still
+# count at the provider, so the log is filled with `limit` sends at now, treating the window as full
+# for one window instead of letting every process burst into a quota that is already spent.
 _SEND = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local limit, window, margin = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local epoch = redis.call('GET', KEYS[4])
+if not epoch then
+    epoch = ARGV[5]
+    redis.call('SET', KEYS[4], epoch)
+    if ARGV[6] ~= '' and limit > 0 then
+        redis.call('DEL', KEYS[1])
+        local stamp = string.format('%.6f', now)
+        for _ = 1, limit do
+            redis.call('LPUSH', KEYS[1], stamp)
+        end
+        redis.call('PEXPIRE', KEYS[1], math.ceil((window + margin) * 1000))
+    end
+end
 local learned = redis.call('GET', KEYS[3]) or ''
 local pause = tonumber(redis.call('GET', KEYS[2]) or '0')
 if pause > now then
-    return {0, string.format('%.6f', pause - now), learned}
+    return {0, string.format('%.6f', pause - now), learned, epoch}
 end
-local limit, window, margin = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if limit > 0 then
     local oldest = redis.call('LINDEX', KEYS[1], limit - 1)
     if oldest then
         local frees = tonumber(oldest) + window + margin
         if frees > now then
-            return {0, string.format('%.6f', frees - now), learned}
+            return {0, string.format('%.6f', frees - now), learned, epoch}
         end
     end
 end
 redis.call('LPUSH', KEYS[1], string.format('%.6f', now))
 redis.call('LTRIM', KEYS[1], 0, math.max(limit, tonumber(ARGV[4])) - 1)
 redis.call('PEXPIRE', KEYS[1], math.ceil((window + margin) * 1000))
-return {1, '0', learned}
+return {1, '0', learned, epoch}
 """
 
 # KEYS: pause. ARGV: seconds from now. A pause is extended, never shortened.
@@ -109,7 +130,9 @@ class RedisLimiter(FairShares):
         self.margin = margin
         self.clock = clock or LoopClock()
         self.requests_per_minute = requests_per_minute
-        self._keys = [f"{KEY_PREFIX}:{credential}:{name}" for name in ("sends", "pause", "rate")]
+        names = ("sends", "pause", "rate", "epoch")
+        self._keys = [f"{KEY_PREFIX}:{credential}:{name}" for name in names]
+        self._epoch = ""  # the id of the Redis data this process last saw (see _SEND)
         self._local = SlidingWindowLimiter(self.clock, requests_per_minute, window=self.window)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scripts: tuple[Redis, AsyncScript, AsyncScript] | None = None
@@ -133,6 +156,7 @@ class RedisLimiter(FairShares):
             self._degraded = False
             self._next_send_at = self.clock.now() + wait
             if wait <= 0:
+                self._mirror(self.clock.now())
                 return
             await self.clock.sleep(wait)
 
@@ -168,8 +192,11 @@ class RedisLimiter(FairShares):
         """Log a send and return 0, or return how long to wait before trying again."""
         redis, send, _ = self._clients()
         limit, window = self._shape()
-        args = [limit, repr(window), repr(self.margin), HISTORY]
-        admitted, wait, learned = await send(keys=self._keys, args=args, client=redis)
+        args = [limit, repr(window), repr(self.margin), HISTORY, secrets.token_hex(8), self._epoch]
+        admitted, wait, learned, epoch = await send(keys=self._keys, args=args, client=redis)
+        if self._epoch and epoch != self._epoch:
+            logger.warning("Redis lost the limiter's log (restarted?): treating the window as full")
+        self._epoch = epoch
         if learned and float(learned) != self.requests_per_minute:
             # Another process learned the quota: adopt it, and ask again with it unless already sent.
             self._adopt(float(learned))
@@ -197,6 +224,12 @@ class RedisLimiter(FairShares):
             self._scripts = (redis, redis.register_script(_SEND), redis.register_script(_PAUSE))
             self._loop = loop
         return self._scripts
+
+    def _mirror(self, now: float) -> None:
+        """Log the send in the local fallback too: if Redis goes away, this process's pacing starts from
+        its own last window, not from an empty log that would let it burst. Trimmed as it goes."""
+        self._local._record(now)
+        self._local._pacing_wait(now)  # drops the sends that left the window
 
     def _note_failure(self, what: str) -> None:
         if not self._degraded:

@@ -23,17 +23,24 @@ from generation.costs.meter import BudgetGuard, CostMeter
 from generation.costs.profiles import profile_for, profile_record
 from generation.engine.clock import Clock, LoopClock
 from generation.engine.config import EngineConfig
-from generation.engine.jobs import RunResult, StopReason
+from generation.engine.jobs import Counters, RunResult, StopReason
 from generation.engine.limiter import Limiter
 from generation.engine.profile import CredentialProfile
 from generation.engine.scheduler import Scheduler
+from generation.live.events import wake_worker
 from generation.models import BatchRun, GenerationAttempt
 from generation.providers.base import Provider
 from generation.quota.registry import limiter_for
 from generation.runs.providers import provider_for
-from generation.runs.recorder import Carried, RunRecorder
+from generation.runs.recorder import RunRecorder
 from generation.runs.selectors import run_payload
-from generation.runs.services import LEASE_SECONDS, run_claim, run_release_scenes
+from generation.runs.services import (
+    LEASE_SECONDS,
+    attempt_counters,
+    run_claim,
+    run_hand_back,
+    run_release_scenes,
+)
 from generation.runs.targets import Plan, target_for
 from ops.logs import bind_log_context
 from webhooks.services import webhook_run_finished
@@ -110,7 +117,8 @@ class RunExecution:
         self.clock = clock or LoopClock()
         self.config = EngineConfig.from_mapping(run.config)
         self.target = target_for(run)
-        self.carried = Carried()
+        self.carried = Counters()
+        self.handing_back = False  # this process is shutting down: the run goes back to the queue
         self.recorder = RunRecorder(
             run,
             worker=worker,
@@ -160,7 +168,11 @@ class RunExecution:
             return self.run  # the worker holding the run now finishes it
         finally:
             watcher.cancel()
-        if await database_sync_to_async(self._finish)(result):
+        if self.handing_back and result.stop_reason == StopReason.STOPPED:
+            if await self.recorder.durably("handing the run back", self._hand_back, result):
+                await wake_worker(self.run.pk)  # another worker resumes it now, not after a lease
+            return self.run
+        if await self.recorder.durably("finishing the run", self._finish, result):
             await self.publish_outcome()
         return self.run
 
@@ -172,6 +184,16 @@ class RunExecution:
     def stop(self) -> None:
         self.stop_seen.set()
         self.scheduler.stop()
+
+    def hand_back(self) -> None:
+        """This process is shutting down (SIGTERM): send nothing more, let the requests in flight finish
+        within the grace period and store their images, then put the run back in the queue, unowned, for
+        any worker to resume at once. Not a stop: nobody asked for the run to end."""
+        if self.stop_seen.is_set():
+            return
+        self.handing_back = self.recorder.handing_back = True
+        self.stop_seen.set()
+        self.scheduler.stop(StopReason.STOPPED, "This worker is shutting down; another one resumes the run")
 
     def _lose(self, reason: str) -> None:
         """Another worker may hold the run now: stop sending at once, cancelling requests in flight too
@@ -211,6 +233,7 @@ class RunExecution:
                 return
             renewed = self.clock.now()
             if stop:
+                self.handing_back = self.recorder.handing_back = False  # a stop asked for wins
                 self.stop()
 
     def _beat(self) -> tuple[bool, bool]:
@@ -222,11 +245,10 @@ class RunExecution:
         run = self.run
         # Zeros for a new run; a run taken over from a worker that died carries its counts on.
         plan = self.target.plan(self.provider)
-        self.carried = Carried(
+        # Counted from the attempt rows, not the last progress write of a worker that died: every
+        # request it sent has its row (one is written before each request goes out).
+        self.carried = attempt_counters(run_id=run.pk) + Counters(
             succeeded=plan.done,
-            requests=run.requests,
-            retries=run.retries,
-            quota_errors=run.quota_errors,
             quota_wait_seconds=run.quota_wait_seconds,
             pacing_seconds=run.pacing_seconds,
         )
@@ -273,6 +295,7 @@ class RunExecution:
             if not self.recorder.still_held():
                 return False
             run.save()
+            self._record_open_failures(result)
             profile_record(
                 provider=self.provider,
                 profile=result.profile,
@@ -306,4 +329,22 @@ class RunExecution:
         run.quota_resume_at = daily_reset_at(provider=self.provider.name, error=error)
         run.reason = parked_message(provider=self.provider.name, resume_at=run.quota_resume_at)
         run.owner, run.heartbeat = "", None
+        return True
+
+    def _record_open_failures(self, result: RunResult) -> None:
+        """A job whose failure the job_failed hook could not write (the database was down then) still
+        ends failed with its reason, not back in the queue with none."""
+        for key, failure in result.failed.items():
+            if self.target.claims(key):
+                self.target.record_failure(key, failure.reason)
+
+    def _hand_back(self, result: RunResult) -> bool:
+        """The counts so far go with the run; False when another worker took it over meanwhile."""
+        carried = self.carried + result.counters
+        with transaction.atomic():
+            if not self.recorder.still_held():
+                return False
+            self._record_open_failures(result)
+            run_hand_back(run_id=self.run.pk, counters=carried)
+        logger.info("Run %s handed back to the queue by %s", self.run.pk, self.worker)
         return True

@@ -9,23 +9,25 @@ so a worker that lost the run to another writes nothing more.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Exists, F, QuerySet
 from django.utils import timezone
 
 from generation.costs.meter import CostMeter
 from generation.engine.clock import Clock
 from generation.engine.config import EngineConfig
-from generation.engine.hooks import Hooks
-from generation.engine.jobs import Job, Progress, StopReason
+from generation.engine.hooks import Hooks, StoreError
+from generation.engine.jobs import Counters, Job, Progress, StopReason
 from generation.engine.scheduler import Interrupted
 from generation.live.events import send_event
 from generation.models import BatchRun, GenerationAttempt
@@ -35,20 +37,25 @@ from generation.runs.targets import Plan, Success, Target, item_payload, target_
 from ops.logs import bind_log_context
 from projects.models import SkipReason
 
+logger = logging.getLogger("generation.recorder")
+
 # What "Stopping: …" says after someone pressed Stop (the engine's own message is the run's reason).
 STOP_REQUESTED = "no new requests; images already being generated may still arrive"
+PROGRESS_WRITE_SECONDS = 1.0
+# A dropped connection or a database restarting is a blip: the write is retried on a new connection this
+# long (about 4 s in all) before the item fails with the reason. Longer and the run's lease lapses.
+DB_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
+DB_ERRORS = (OperationalError, InterfaceError)
+# No later image can be kept either: the run stops rather than spend quota on images it would lose.
+FATAL_STORE_ERRNOS = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only media",
+}
+# The engine's words for an attempt it closed before sending its request (see Scheduler._record_attempt).
+NOT_SENT_MESSAGE = "Stopped before the request was sent"
 
-
-@dataclass
-class Carried:
-    """What the run had done before this worker took it over from one that died (zeros otherwise)."""
-
-    succeeded: int = 0
-    requests: int = 0
-    retries: int = 0
-    quota_errors: int = 0
-    quota_wait_seconds: float = 0.0
-    pacing_seconds: float = 0.0
+T = TypeVar("T")
 
 
 class RunRecorder(Hooks):
@@ -76,9 +83,10 @@ class RunRecorder(Hooks):
         self.clock = clock
         self.target = target or target_for(run)
         self.plan = Plan()
-        self.carried = Carried()
+        self.carried = Counters()
         self.seq = 0
         self.attempt_ids: dict[int, int] = {}
+        self.handing_back = False  # set by RunExecution.hand_back: the stop is not the user's
         self.counts: Callable[[], Progress] | None = None
         self._written: dict[str, Any] | None = None
         self.quota_waits = run.quota_waits  # quota pauses so far (a takeover's included)
@@ -86,7 +94,7 @@ class RunRecorder(Hooks):
         self.stored = 0  # successes this recorder wrote
         self._status_written: dict[str, Any] | None = None
 
-    def begin(self, plan: Plan, carried: Carried, *, counts: Callable[[], Progress] | None = None) -> None:
+    def begin(self, plan: Plan, carried: Counters, *, counts: Callable[[], Progress] | None = None) -> None:
         """The run's items (for naming them in events), what it had done before a takeover, and where
         the live counts come from (the scheduler's snapshot), written with every item's outcome."""
         self.plan, self.carried, self.counts = plan, carried, counts
@@ -103,6 +111,23 @@ class RunRecorder(Hooks):
         # `reason` keeps the wording pages compare today; `reason_code` is what they should read.
         item = item_payload(self.plan, key)
         await self.publish(self.target.event("skipped"), item=item, reason=reason.label, reason_code=reason)
+
+    async def durably(self, what: str, write: Callable[..., T], *args: Any) -> T:
+        """Run a short ORM write in the ORM's thread. A dropped connection (database restarting, network
+        blip) is closed and the write retried on a new one; if it keeps failing, StoreError with why.
+
+        Every write passed here is one transaction that re-checks its fence, so running it again after a
+        failure cannot record anything twice."""
+        for delay in (*DB_RETRY_DELAYS, None):
+            try:
+                return await database_sync_to_async(write)(*args)
+            except DB_ERRORS as error:
+                await database_sync_to_async(_close_connection)()
+                if delay is None:
+                    raise StoreError(f"the database is unavailable: {_first_line(error)}") from error
+                logger.warning("Run %s: %s failed (%s); retrying", self.run.pk, what, _first_line(error))
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     def _ours(self) -> QuerySet[BatchRun]:
         """The run while this worker holds it: the fence on every write (empty once another took over)."""
@@ -121,7 +146,9 @@ class RunRecorder(Hooks):
         # The job's own task: its later log lines carry the item's id.
         bind_log_context(**self.target.attempt_fields(job.key))
         counts = self._counts()
-        held = await database_sync_to_async(self._attempt_started_sync)(job, attempt_no, counts)
+        held = await self.durably(
+            "recording the attempt", self._attempt_started_sync, job, attempt_no, counts
+        )
         if held and attempt_no == 1:
             item = item_payload(self.plan, job.key)
             await self.publish(self.target.event("started"), item=item, counts=self.stored_counts())
@@ -161,16 +188,17 @@ class RunRecorder(Hooks):
         return earlier.order_by("-started", "-pk").values_list("pk", flat=True).first()
 
     async def attempt_finished(self, job, attempt_no, error, result, latency) -> None:
-        await database_sync_to_async(self._attempt_finished_sync)(job, error, result, latency)
+        await self.durably("closing the attempt", self._attempt_finished_sync, job, error, result, latency)
 
     def _attempt_finished_sync(self, job: Job, error, result: ImageResult | None, latency: float) -> None:
         fields: dict[str, Any] = {"finished": timezone.now(), "latency_ms": max(0, round(latency * 1000))}
         if result is not None:
             fields.update(status=GenerationAttempt.Status.SUCCEEDED, model=result.model or self.run.model)
         elif isinstance(error, Interrupted):
+            # "not_sent": the row exists but no request went out, so it is not counted as one.
             fields.update(
                 status=GenerationAttempt.Status.INTERRUPTED,
-                error_kind="interrupted",
+                error_kind="not_sent" if str(error) == NOT_SENT_MESSAGE else "interrupted",
                 error_message=str(error),
             )
         else:
@@ -198,20 +226,21 @@ class RunRecorder(Hooks):
 
     async def job_succeeded(self, job: Job, result: ImageResult, attempts: int) -> None:
         # Stored first: a crash before the row commits leaves an orphan file (cleanup_media deletes it),
-        # never a broken item.
-        name = self.target.image_name(job.key, result)
-        name = await asyncio.to_thread(default_storage.save, name, ContentFile(result.image))
+        # never a broken item. A failed save or write leaves no file: StoreError tells the engine why.
+        name = await asyncio.to_thread(image_save, self.target.image_name(job.key, result), result.image)
         success = Success(job, name, result, attempts, self.attempt_ids.get(job.key))
         # Counted here, before the write: the scheduler counts a success only once this hook returns.
         self.stored += 1
         try:
-            recorded = await database_sync_to_async(self._succeeded_sync)(success, self._counts())
-        except Exception:
+            recorded = await self.durably(
+                "recording the image", self._succeeded_sync, success, self._counts()
+            )
+        except BaseException:
             self.stored -= 1
-            await asyncio.to_thread(default_storage.delete, name)
+            await asyncio.to_thread(image_delete, name)
             raise
         if not recorded:  # another worker holds the run now and generates this item itself
-            await asyncio.to_thread(default_storage.delete, name)
+            await asyncio.to_thread(image_delete, name)
             return
         await self.publish(
             self.target.event("succeeded"),
@@ -231,7 +260,9 @@ class RunRecorder(Hooks):
 
     async def job_failed(self, job: Job, error: ProviderError, attempts: int) -> None:
         reason = error.message if isinstance(error, ProviderError) else redact(str(error))
-        if not await database_sync_to_async(self._failed_sync)(job.key, reason, self._counts()):
+        if not await self.durably(
+            "recording the failure", self._failed_sync, job.key, reason, self._counts()
+        ):
             return
         await self.publish(
             self.target.event("failed"),
@@ -315,6 +346,8 @@ class RunRecorder(Hooks):
         self._status_written = fields
 
     async def run_stopping(self, reason: StopReason, message: str) -> None:
+        if self.handing_back and reason == StopReason.STOPPED:
+            return  # the run is not stopping, it moves to another worker: nothing for pages to show
         self.stopping = True
         await database_sync_to_async(self._ours().filter(status__in=BatchRun.ACTIVE).update)(
             status=BatchRun.Status.STOPPING
@@ -345,12 +378,12 @@ def _status_of(snapshot: Progress) -> str:
 
 
 def run_counts(
-    snapshot: Progress, *, carried: Carried | None = None, at: datetime, stored: int | None = None
+    snapshot: Progress, *, carried: Counters | None = None, at: datetime, stored: int | None = None
 ) -> dict[str, Any]:
     """The counts a run's row stores, the same ones its progress events carry. The wait seconds include
     the current wait's elapsed part up to `at` (`counts_at`); pages count on from there. `stored` is the
     recorder's own count of successes, which runs ahead of the scheduler's while images are stored."""
-    carried = carried or Carried()
+    carried = carried or Counters()
     eta = snapshot.eta_seconds
     return {
         "succeeded": carried.succeeded + (snapshot.succeeded if stored is None else stored),
@@ -371,10 +404,10 @@ def _same_counts(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def progress_payload(
-    snapshot: Progress, *, skipped: int, counts: dict[str, Any], carried: Carried | None = None
+    snapshot: Progress, *, skipped: int, counts: dict[str, Any], carried: Counters | None = None
 ) -> dict[str, Any]:
     """A run.progress event: the stored counts (times as ISO strings) and what only the live run knows."""
-    carried = carried or Carried()
+    carried = carried or Counters()
     eta = snapshot.eta_seconds
     return {
         "total": snapshot.total + skipped + carried.succeeded,
@@ -396,3 +429,35 @@ def _error_fields(error: BaseException | None) -> dict[str, Any]:
             "http_status": error.http_status,
         }
     return {"error_kind": "error", "error_message": str(error)[:2000]}
+
+
+def image_save(name: str, data: bytes) -> str:
+    """Store an image whole or not at all: a failed or short write leaves no file behind. Raises
+    StoreError, fatal when the media cannot take any image any more (disk full, read-only)."""
+    name = default_storage.get_available_name(name)
+    try:
+        saved = default_storage.save(name, ContentFile(data))
+        if default_storage.size(saved) != len(data):
+            image_delete(saved)
+            raise OSError(errno.EIO, "the stored image is incomplete")
+    except OSError as error:
+        image_delete(name)
+        label = FATAL_STORE_ERRNOS.get(error.errno)
+        raise StoreError(label or error.strerror or str(error), fatal=label is not None) from error
+    return saved
+
+
+def image_delete(name: str) -> None:
+    """Best effort: on a read-only or vanished media directory there is nothing left to undo."""
+    with contextlib.suppress(OSError):
+        default_storage.delete(name)
+
+
+def _close_connection() -> None:
+    # A connection that failed mid-use may be half-open: the next write must start on a fresh one.
+    with contextlib.suppress(Exception):
+        connection.close()
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

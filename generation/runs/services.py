@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from generation.costs.estimates import batch_supported, budget_refusal
 from generation.engine.config import EngineConfig
+from generation.engine.jobs import Counters
 from generation.live.events import stop_worker, wake_worker
 from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from generation.runs.selectors import active_run, missing_references
@@ -271,6 +272,86 @@ def run_fail(*, run_id: int, reason: str, worker: str | None = None) -> None:
         run.save()
         run_release_scenes(run_id=run_id)
         webhook_run_finished(run=run, stop_reason="error")
+
+
+def attempt_counters(*, run_id: int) -> Counters:
+    """The run's requests, retries and quota errors as its attempt rows tell them: one row is written
+    before each request goes out, so these stay exact across takeovers and crashes.
+
+    A retry is a request sent after the same item's previous one failed with a transient error."""
+    Status = GenerationAttempt.Status
+    rows = (
+        GenerationAttempt.objects.filter(run_id=run_id)
+        .exclude(error_kind="not_sent")
+        .order_by("scene_id", "character_id", "started", "pk")
+        .values_list("scene_id", "character_id", "status", "error_kind")
+    )
+    counters, previous = Counters(), None
+    for scene_id, character_id, status, kind in rows:
+        item = (scene_id, character_id)
+        if previous is not None and previous[0] == item and previous[1:] == (Status.FAILED, "transient"):
+            counters.retries += 1
+        counters.requests += 1
+        counters.quota_errors += kind == "quota"
+        previous = (item, status, kind)
+    return counters
+
+
+def run_hand_back(*, run_id: int, counters: Counters) -> None:
+    """The worker holding the run shuts down: the run goes back to the queue, unowned, so any worker
+    claims it at once (not after its lease lapses); what it left mid-generation is requeued."""
+    BatchRun.objects.filter(pk=run_id, status__in=BatchRun.ACTIVE).update(
+        status=BatchRun.Status.QUEUED,
+        owner="",
+        heartbeat=None,
+        quota_resume_at=None,
+        requests=counters.requests,
+        retries=counters.retries,
+        quota_errors=counters.quota_errors,
+        quota_wait_seconds=counters.quota_wait_seconds,
+        pacing_seconds=counters.pacing_seconds,
+        succeeded=counters.succeeded,
+    )
+    run_release_scenes(run_id=run_id)
+
+
+def run_lease_lapsed(*, run: BatchRun, lease_seconds: float = LEASE_SECONDS) -> bool:
+    """Whether nobody holds the active run: never claimed, handed back, or its owner stopped renewing."""
+    if not run.is_active():
+        return False
+    if not run.owner or run.heartbeat is None:
+        return True
+    return run.heartbeat < timezone.now() - timedelta(seconds=lease_seconds)
+
+
+def run_force_stop(*, run_id: int, reason: str) -> BatchRun | None:
+    """End an active run nobody holds any more (its worker or CLI died): stopped, with its scenes
+    released and its unanswered attempts interrupted. None when a live worker holds it (ask it to stop
+    with run_stop instead) or it already ended."""
+    with transaction.atomic():
+        run = BatchRun.objects.select_for_update().filter(pk=run_id, status__in=BatchRun.ACTIVE).first()
+        if run is None or not run_lease_lapsed(run=run):
+            return None
+        now = timezone.now()
+        GenerationAttempt.objects.filter(run=run, status=GenerationAttempt.Status.RUNNING).update(
+            status=GenerationAttempt.Status.INTERRUPTED,
+            finished=now,
+            error_kind="interrupted",
+            error_message=reason,
+        )
+        counters = attempt_counters(run_id=run_id)
+        run.requests, run.retries, run.quota_errors = (
+            counters.requests,
+            counters.retries,
+            counters.quota_errors,
+        )
+        run.status, run.stop_requested, run.owner = BatchRun.Status.STOPPED, True, ""
+        run.reason, run.finished = reason, now
+        run.summary = run.summary_message()
+        run.save()
+        run_release_scenes(run_id=run_id)
+        webhook_run_finished(run=run, stop_reason="stopped")
+    return run
 
 
 def run_release_scenes(*, run_id: int) -> None:

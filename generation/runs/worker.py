@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import secrets
+import signal
 import socket
 
 from channels.consumer import AsyncConsumer
@@ -31,6 +32,8 @@ SCAN_SECONDS = 5.0
 # Every worker hears every wake-up; one busy with runs (or claiming one) waits this long per run before
 # claiming, so an idle worker takes the new run and runs spread over the workers.
 CLAIM_DELAY_PER_RUN = 0.2
+# On top of the runs' grace period, for the last images to be stored and the runs handed back.
+SHUTDOWN_MARGIN_SECONDS = 10.0
 
 
 class Supervisor:
@@ -44,14 +47,41 @@ class Supervisor:
         self.waiting: set[int] = set()  # woken, waiting for this worker's turn to claim
         self.claiming: set[int] = set()  # claims sent to the database
         self.load_changed = asyncio.Event()
-        self.tasks: set[asyncio.Task] = set()
+        self.tasks: dict[int, asyncio.Task] = {}
+        self.shutting_down = False
 
     def wake(self, run_id: int) -> None:
+        if self.shutting_down:
+            return
         if run_id in self.executions or run_id in self.waiting or run_id in self.claiming:
             return
         task = asyncio.create_task(self._execute(run_id))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tasks[run_id] = task
+        task.add_done_callback(lambda done: self._forget(run_id, done))
+
+    def _forget(self, run_id: int, task: asyncio.Task) -> None:
+        if self.tasks.get(run_id) is task:
+            del self.tasks[run_id]
+
+    async def shut_down(self) -> None:
+        """SIGTERM: claim nothing more, let each run's requests in flight finish within its grace period
+        and store their images, then hand every run back to the queue for another worker to resume at
+        once. Returns when all are handed back (or the grace period and a margin have passed)."""
+        self.shutting_down = True
+        for run_id in list(self.waiting):
+            task = self.tasks.get(run_id)
+            if task is not None:
+                task.cancel()
+        for execution in list(self.executions.values()):
+            execution.hand_back()
+        tasks = list(self.tasks.values())
+        if not tasks:
+            return
+        grace = max((e.config.grace_timeout for e in self.executions.values()), default=0.0)
+        logger.warning("Worker %s shutting down: handing %d run(s) back", self.worker_id, len(tasks))
+        _, late = await asyncio.wait(tasks, timeout=grace + SHUTDOWN_MARGIN_SECONDS)
+        if late:
+            logger.error("Worker %s: %d run(s) not handed back in time", self.worker_id, len(late))
 
     def stop(self, run_id: int) -> None:
         execution = self.executions.get(run_id)
@@ -99,9 +129,11 @@ class Supervisor:
         self.claiming.discard(run_id)
         self.executions[run_id] = execution
         self.load_changed.set()
+        if self.shutting_down:  # claimed while the shutdown began: straight back to the queue
+            execution.hand_back()
 
     async def scan_forever(self) -> None:
-        while True:
+        while not self.shutting_down:
             try:
                 for run_id in await database_sync_to_async(selectors.runs_needing_a_worker)():
                     self.wake(run_id)
@@ -135,15 +167,34 @@ async def delete_orphan_media() -> None:
 
 class StudioWorker(Worker):
     """channels' Worker that also scans for runs nobody holds, so a lost wake-up costs seconds, not a run,
-    and cleans up after crashed workers when it starts."""
+    and cleans up after crashed workers when it starts.
+
+    SIGTERM shuts it down gracefully (Supervisor.shut_down) and then it exits; `handle_sigterm=False`
+    where the host process owns the signal (runstudio: Twisted's reactor, which calls shut_down itself).
+    """
+
+    def __init__(self, *args, handle_sigterm: bool = True, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.handle_sigterm = handle_sigterm
 
     async def handle(self) -> None:
         cleanup = asyncio.ensure_future(delete_orphan_media())
         scan = asyncio.ensure_future(supervisor.scan_forever())
         deliveries = asyncio.ensure_future(webhooks_deliver_forever())
+        listening = asyncio.ensure_future(super().handle())
+        terminated = asyncio.Event()
+        if self.handle_sigterm:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminated.set)
+        told = asyncio.ensure_future(terminated.wait())
         try:
-            await super().handle()
+            await asyncio.wait({listening, told}, return_when=asyncio.FIRST_COMPLETED)
+            if told.done():
+                scan.cancel()
+                await supervisor.shut_down()
+            else:
+                listening.result()  # the listener's own error, if it ended with one
         finally:
-            scan.cancel()
-            cleanup.cancel()
-            deliveries.cancel()
+            if self.handle_sigterm:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+            for task in (listening, told, scan, cleanup, deliveries):
+                task.cancel()

@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,16 +60,22 @@ class RedisServer:
         if binary is None:
             raise Unavailable("redis-server is not installed (apt-get install redis-server)")
         directory, port = Path(tempfile.mkdtemp(prefix="scenestudio-redis-")), free_port()
-        args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        args += ["--dir", str(directory), "--logfile", str(directory / "redis.log")]
-        process = subprocess.Popen([binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        server = cls(port=port, directory=directory, process=process)
+        server = cls(port=port, directory=directory, process=_redis_process(binary, port, directory))
         try:
             wait_until(lambda: server.client().ping(), what="redis-server", log=directory / "redis.log")
         except BaseException:
             server.stop()
             raise
         return server
+
+    def restart(self, *, down_seconds: float = 0.0) -> None:
+        """Stop and start again on the same port, without persistence: every key is gone (the fault
+        tests' Redis restart)."""
+        processes.end(self.process)
+        time.sleep(down_seconds)
+        binary = shutil.which("redis-server") or "redis-server"
+        self.process = _redis_process(binary, self.port, self.directory)
+        wait_until(lambda: self.client().ping(), what="redis-server", log=self.directory / "redis.log")
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)
@@ -80,6 +87,12 @@ class RedisServer:
     def stop(self) -> None:
         processes.end(self.process)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _redis_process(binary: str, port: int, directory: Path) -> subprocess.Popen:
+    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    args += ["--dir", str(directory), "--logfile", str(directory / "redis.log")]
+    return subprocess.Popen([binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
 
 # -- PostgreSQL -------------------------------------------------------------------------------------
@@ -156,6 +169,15 @@ class PostgresServer:
 
     def url(self, database: str) -> str:
         return f"postgres://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def restart(self, *, down_seconds: float) -> None:
+        """Go away for `down_seconds` (every connection dropped, none accepted), then come back. A fast
+        shutdown, as a restart or failover does: what was committed stays (an immediate one would lose
+        the last commits here, with synchronous_commit off)."""
+        data = str(self.directory / "data")
+        self._run(str(self.bindir / "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop")
+        time.sleep(down_seconds)
+        self._pg_ctl_start(crash_safe=False)
 
     def connect(self, database: str = "postgres") -> psycopg.Connection:
         return psycopg.connect(self.url(database), autocommit=True)

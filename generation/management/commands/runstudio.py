@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from generation.live.events import WORKER_CHANNEL
-from generation.runs.worker import StudioWorker
+from generation.runs.worker import StudioWorker, supervisor
 from projects.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USER
 
 
@@ -38,11 +38,20 @@ class Command(BaseCommand):
 
     def _embed_worker(self) -> None:
         from daphne.server import twisted_loop  # importing it installs the asyncio reactor Daphne runs on
+        from twisted.internet import defer, reactor
 
         worker = StudioWorker(
             application=get_default_application(),
             channels=[WORKER_CHANNEL],
             channel_layer=get_channel_layer(),
+            handle_sigterm=False,
         )
         twisted_loop.create_task(worker.arun())
+
+        def shut_down() -> defer.Deferred:
+            # Twisted handles SIGTERM and SIGINT: it waits for this before stopping the loop, so the
+            # runs' requests in flight finish and their runs go back to the queue (Supervisor.shut_down).
+            return defer.Deferred.fromFuture(twisted_loop.create_task(supervisor.shut_down()))
+
+        reactor.addSystemEventTrigger("before", "shutdown", shut_down)
         self.stdout.write("Generation worker: running inside this process")
