@@ -30,8 +30,10 @@ class ImagesChecked:
     async def generate(self, request: ImageRequest) -> ImageResult:
         result = await self.provider.generate(request)
         try:
-            # Off the event loop: decoding a large image takes tens of milliseconds.
-            info = await asyncio.to_thread(inspect_image, result.image, max_side=MAX_SIDE)
+            if self.provider.decodes_images:  # decoded whole already: the header says the rest
+                info = inspect_image(result.image, max_side=MAX_SIDE, decode=False)
+            else:  # off the event loop: decoding a large image takes tens of milliseconds
+                info = await asyncio.to_thread(inspect_image, result.image, max_side=MAX_SIDE)
         except NotAnImage as exc:
             raise TransientError(
                 f"The provider's answer is not an image we can store. {exc.message}"

@@ -90,10 +90,10 @@ def detect_image_format(source: Source) -> ImageFormat:
             source.seek(start)
 
 
-def inspect_image(source: Source, *, max_side: int | None = None) -> ImageInfo:
+def inspect_image(source: Source, *, max_side: int | None = None, decode: bool = True) -> ImageInfo:
     """The format and size of a whole image, with every pixel decoded: a truncated file or corrupt pixel
     data raises NotAnImage here, not later in a thumbnail. A side above max_side is refused before decoding
-    (decoding is what costs memory)."""
+    (decoding is what costs memory). `decode=False` reads the header only, for bytes already decoded."""
     if isinstance(source, Path):
         data = source.read_bytes()
     elif isinstance(source, bytes):
@@ -109,6 +109,8 @@ def inspect_image(source: Source, *, max_side: int | None = None) -> ImageInfo:
                 f"The image is {info.width}×{info.height} pixels; each side must be at most {max_side}.",
                 code="dimensions",
             )
+        if not decode:
+            return info
         try:
             image.verify()  # chunk checksums, which decoding alone skips
         except Exception as exc:

@@ -31,6 +31,7 @@ DEFAULT_BASE_URL = "http://127.0.0.1:7860"
 
 @register("a1111")
 class A1111Provider(HttpProvider):
+    decodes_images = True  # every answer goes through check_image
     name = "a1111"
     label = "Stable Diffusion web UI"
     max_references = 0  # txt2img takes no reference images; the engine drops them

@@ -126,6 +126,9 @@ class Provider(abc.ABC):
 
     name: ClassVar[str]
     max_references: ClassVar[int] = 16
+    # True when generate() returns only images it decoded whole (the HTTP providers' check_image): the
+    # studio then reads the format and size from the header, rather than decoding every image twice.
+    decodes_images: ClassVar[bool] = False
 
     def __init__(self, *, model: str = "", credential: str = "") -> None:
         self.model = model

@@ -44,6 +44,7 @@ _EXTENSIONS = {"image/jpeg": "jpg", "image/webp": "webp"}
 
 @register("comfyui")
 class ComfyUIProvider(HttpProvider):
+    decodes_images = True  # every answer goes through check_image
     name = "comfyui"
     label = "ComfyUI"
 

@@ -52,6 +52,7 @@ _RPC = "type.googleapis.com/google.rpc."
 
 @register("gemini")
 class GeminiProvider(HttpProvider):
+    decodes_images = True  # every answer goes through check_image
     name = "gemini"
     label = "Gemini"
     max_references = 3  # gemini-2.5-flash-image works best with up to three input images

@@ -41,6 +41,7 @@ _DAILY_CODES = {"daily_limit_reached", "rate_limit_exceeded_daily"}
 
 @register("openai")
 class OpenAIProvider(HttpProvider):
+    decodes_images = True  # every answer goes through check_image
     name = "openai"
     label = "OpenAI"
     max_references = 16
