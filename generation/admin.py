@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from generation.admin_actions import retry_scenes
+from generation.costs import admin as costs_admin  # noqa: F401  (registers prices, budgets, profiles)
+from generation.costs.prices import money
 from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from projects.admin import MemberScopedAdmin, ReadOnlyInline, SceneAdmin
 from projects.models import Scene
@@ -22,6 +24,14 @@ class ReadOnlyAdmin(MemberScopedAdmin):
         return False
 
 
+@admin.display(description="Cost")
+def shown_cost(obj) -> str:
+    """A run's total or an attempt's bill; unpriced is never shown as $0."""
+    if isinstance(obj, GenerationAttempt):
+        return "unpriced" if obj.unpriced else ("—" if obj.cost is None else money(obj.cost))
+    return money(obj.cost, unpriced=obj.unpriced)
+
+
 # What an attempt is, in the run's inline and in the attempts list alike.
 ATTEMPT_COLUMNS = [
     "scene",
@@ -33,6 +43,7 @@ ATTEMPT_COLUMNS = [
     "provider",
     "model",
     "latency_ms",
+    shown_cost,
     "started",
 ]
 
@@ -40,6 +51,7 @@ ATTEMPT_COLUMNS = [
 class AttemptInline(ReadOnlyInline):
     model = GenerationAttempt
     fields = ATTEMPT_COLUMNS
+    readonly_fields = [shown_cost]
 
 
 @admin.register(BatchRun)
@@ -56,6 +68,7 @@ class BatchRunAdmin(ReadOnlyAdmin):
         "skipped",
         "requests",
         "quota_errors",
+        shown_cost,
         "duration",
         "requested_by",
         "created",
@@ -76,6 +89,7 @@ class BatchRunAdmin(ReadOnlyAdmin):
 class GenerationAttemptAdmin(ReadOnlyAdmin):
     project_path = "run__project"
     list_display = ["id", "run", *ATTEMPT_COLUMNS]
+    readonly_fields = [shown_cost]
     list_filter = ["status", "error_kind", "provider", "http_status"]
     list_select_related = ["run", "scene", "character"]
     search_fields = ["error_message"]

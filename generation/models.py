@@ -8,6 +8,9 @@ from django.utils import timezone
 from projects.models import Character, Project, Scene
 from projects.wording import all_of, count_noun, listing, plural, were
 
+# BatchRun.ACTIVE as plain strings, for the constraint and the index (their migrations copy them).
+ACTIVE_STATUSES = ["queued", "running", "waiting_quota", "stopping", "waiting_daily_quota"]
+
 
 class BatchRun(models.Model):
     class Kind(models.TextChoices):
@@ -18,12 +21,20 @@ class BatchRun(models.Model):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         WAITING_QUOTA = "waiting_quota", "Waiting for quota"
+        # Parked on a spent per-day quota until quota_resume_at; a worker's scan resumes it then.
+        WAITING_DAILY_QUOTA = "waiting_daily_quota", "Waiting for the daily quota"
         STOPPING = "stopping", "Stopping"
         STOPPED = "stopped", "Stopped"
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
 
-    ACTIVE = (Status.QUEUED, Status.RUNNING, Status.WAITING_QUOTA, Status.STOPPING)
+    ACTIVE = (
+        Status.QUEUED,
+        Status.RUNNING,
+        Status.WAITING_QUOTA,
+        Status.STOPPING,
+        Status.WAITING_DAILY_QUOTA,
+    )
     # A worker renews its lease (heartbeat) every 0.5 s; another may take the run over once it is this old.
     # The holder gives the run up itself after half of it without a renewal (RunExecution._watch), so it
     # has stopped sending before anyone else can start.
@@ -32,12 +43,18 @@ class BatchRun(models.Model):
     project = models.ForeignKey(Project, models.CASCADE, related_name="runs")
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.SCENES)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+")
-    status = models.CharField(max_length=14, choices=Status.choices, default=Status.QUEUED)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     provider = models.CharField(max_length=40)
     model = models.CharField(max_length=100, blank=True)
     regenerate = models.BooleanField(default=False)
     # Images asked per scene (variations to choose from); each one is a request against the quota.
     candidates = models.PositiveSmallIntegerField(default=1)
+
+    class Mode(models.TextChoices):
+        SYNC = "sync", "One request per scene"
+        BATCH = "batch", "Provider batch (half price, within 24 h)"
+
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.SYNC)
     scenes = models.ManyToManyField(Scene, blank=True, related_name="runs")
     characters = models.ManyToManyField(Character, blank=True, related_name="runs")
     config = models.JSONField(default=dict, help_text="Engine settings used by this run")
@@ -53,6 +70,9 @@ class BatchRun(models.Model):
     # The vocabulary of docs/events.md: quota waits (count and seconds, the current wait's elapsed part
     # included) and pacing seconds (the run holding itself to the quota, no error).
     quota_wait_seconds = models.FloatField(default=0)
+    # Spent, in USD, over every billed attempt; `unpriced` counts billed attempts no price covered.
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    unpriced = models.PositiveIntegerField(default=0)
     quota_waits = models.PositiveIntegerField(default=0)
     pacing_seconds = models.FloatField(default=0)
     reason = models.TextField(blank=True)
@@ -79,7 +99,7 @@ class BatchRun(models.Model):
             # The database, not a check-then-act in Python, guarantees one active run per project.
             models.UniqueConstraint(
                 fields=["project"],
-                condition=Q(status__in=["queued", "running", "waiting_quota", "stopping"]),
+                condition=Q(status__in=ACTIVE_STATUSES),
                 name="one_active_run_per_project",
             )
         ]
@@ -87,7 +107,7 @@ class BatchRun(models.Model):
             models.Index(
                 fields=["status", "heartbeat"],
                 name="active_run_poll",
-                condition=Q(status__in=["queued", "running", "waiting_quota", "stopping"]),
+                condition=Q(status__in=ACTIVE_STATUSES),
             )
         ]
 
@@ -196,6 +216,10 @@ class GenerationAttempt(models.Model):
     negative_prompt = models.TextField(blank=True)
     reference_hashes = models.JSONField(default=list, blank=True, help_text="sha256 of each reference sent")
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    # What the provider bills for this attempt: None when it billed nothing (a quota refusal, a 5xx) or
+    # no price covers it (then `unpriced`).
+    cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    unpriced = models.BooleanField(default=False)
     retry_of = models.ForeignKey("self", models.SET_NULL, null=True, blank=True, related_name="retries")
     started = models.DateTimeField()
     finished = models.DateTimeField(null=True, blank=True)
@@ -239,3 +263,18 @@ class SceneVersion(models.Model):
 
     def is_current(self) -> bool:
         return self.image.name == self.scene.image.name
+
+
+# Registered under this app: prices, learned credential profiles and budgets.
+from generation.batches.models import ProviderBatch  # noqa: E402
+from generation.costs.models import Budget, LearnedProfile, Price  # noqa: E402
+
+__all__ = [
+    "BatchRun",
+    "Budget",
+    "GenerationAttempt",
+    "LearnedProfile",
+    "Price",
+    "ProviderBatch",
+    "SceneVersion",
+]

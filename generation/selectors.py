@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from generation.costs.estimates import run_estimate
 from generation.live.events import layer_spans_processes
 from generation.providers import available as provider_names
 from generation.runs.providers import ProviderStatus, provider_statuses
@@ -10,6 +11,7 @@ from generation.runs.selectors import (
     current_versions,
     latest_run,
     missing_references,
+    project_cost,
     project_snapshot,
     project_totals,
     run_payload,
@@ -34,12 +36,14 @@ __all__ = [
     "layer_spans_processes",
     "missing_references",
     "project_capabilities",
+    "project_cost",
     "project_snapshot",
     "project_totals",
     "provider_names",
     "provider_statuses",
     "references_changed",
     "references_cut",
+    "run_estimate",
     "run_payload",
     "runs_needing_a_worker",
     "scene_candidates",

@@ -5,6 +5,7 @@ from django.urls import path
 from generation import views
 
 urlpatterns = [
+    path("projects/<int:project_id>/estimate/", views.run_estimate, name="run_estimate"),
     path("projects/<int:project_id>/status.json", views.project_status, name="project_status"),
     path(
         "projects/<int:project_id>/runs/<str:action>/",

@@ -12,11 +12,13 @@ from django.http import (
     HttpResponseBadRequest,
     JsonResponse,
 )
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from generation import selectors
+from generation.costs.estimates import duration_text, span
+from generation.costs.prices import money
 from generation.models import SceneVersion
 from generation.services import RunRefused, perform_action, scene_version_make_current
 from projects.access import membership_for
@@ -30,6 +32,8 @@ ACTION_MESSAGES = {
     "retry_failed": "Retrying every failed scene.",
     "variations": "Generating variations of the scene.",
     "stop": "Stopping: no new requests; those in flight may still finish.",
+    "resume": "Resuming now, before the daily quota's reset.",
+    "start_batch": "Sent as a provider batch: half price, results within 24 h.",
 }
 
 
@@ -69,6 +73,26 @@ def _scene_id(value: str) -> int | None:
         return None
     number = int(value)
     return number if 0 < number < 2**63 else None
+
+
+@login_required
+def run_estimate(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The confirm step before "Generate all": what the run will send, cost and take."""
+    membership = membership_for(user=request.user, project_id=project_id)
+    project = membership.project
+    estimate = selectors.run_estimate(project=project, user=request.user)
+    context = {
+        "project": project,
+        "membership": membership,
+        "can_edit": membership.allows(Role.EDITOR),
+        "estimate": estimate,
+        "retry_percent": round(estimate.retry_rate * 100),
+        "duration": duration_text(estimate.duration_s) if estimate.duration_s is not None else "—",
+        "after_span": span(estimate.after_reset) if estimate.after_reset else "",
+        "batch_cost": money(estimate.batch_cost),
+        "budget_left": money(estimate.budget_left) if estimate.budget_left is not None else "",
+    }
+    return render(request, "generation/estimate.html", context)
 
 
 @login_required

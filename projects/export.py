@@ -25,7 +25,7 @@ from django.utils.text import slugify
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from zipstream import ZIP_STORED, ZipStream
 
-from generation.selectors import current_versions, version_lineage
+from generation.selectors import current_versions, project_cost, version_lineage
 from projects.images import ensure_thumbnail
 from projects.models import Project, Scene, SkipReason
 from projects.notes import NOTE_FIELDS, NOTE_LABELS
@@ -347,6 +347,7 @@ def manifest_json(project: Project, exported: list[Row], missing: list[Row], *, 
         "project": {"id": project.pk, "title": project.title},
         "exported_at": now.isoformat(),
         "images": len(exported),
+        "cost": project_cost(project_id=project.pk),
         "last_attempt_failed": [row["position"] for row in exported if last_attempt_failed(row)],
         "scenes": scenes,
         "missing": gaps,

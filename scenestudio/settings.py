@@ -308,6 +308,12 @@ GENERATION_ENGINE = {
     "request_timeout": env_float("GEN_REQUEST_TIMEOUT", 90.0),
     "rate_window_seconds": GENERATION_RATE_WINDOW_SECONDS,
 }
+# A spent per-day quota parks a run until the provider's reset (Gemini: midnight Pacific), else midnight
+# in this zone; GEN_DAILY_RESET_SECONDS shortens the wait (tests, demos on the fake server).
+GENERATION_DAILY_RESET_SECONDS = env_float("GEN_DAILY_RESET_SECONDS", 0) or None
+GENERATION_DAILY_RESET_TZ = env("GEN_DAILY_RESET_TZ", "UTC")
+# How often a batch-mode run asks the provider whether its batch is done.
+GENERATION_BATCH_POLL_SECONDS = env_float("GEN_BATCH_POLL_SECONDS", 30.0)
 
 # --- Automation and operations: the JSON API, webhooks, health checks, metrics ---------------------
 # Requests a minute one API token (or one browser session) may make; the excess gets 429.

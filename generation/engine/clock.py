@@ -37,7 +37,7 @@ def run_virtual(main: Coroutine[Any, Any, T], *, noop_cycles: int = 1) -> T:
     no threads, so the loop may jump as soon as its ready queue is empty; looptime's default of 42 idle
     cycles per jump only costs wall time here.
     """
-    import looptime  # dev-only dependency: production never runs on virtual time
+    import looptime  # production runs on virtual time only in the planner (the estimate before a run)
 
     loop = looptime.new_event_loop(start=0.0, noop_cycles=noop_cycles)
     try:

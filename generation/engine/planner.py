@@ -9,7 +9,7 @@ profile, as a real run on that credential would. Virtual time: an hour-long batc
 a second. The benchmark (bench/engine_sim.py) runs its scenarios through `simulate`, the same code.
 
 Call it from synchronous code (a management command; a view through asyncio.to_thread): it runs its own
-event loop. It needs `looptime` (a dev dependency today).
+event loop. It needs `looptime` (a main dependency, since the studio estimates before runs).
 """
 
 from __future__ import annotations

@@ -54,6 +54,9 @@ class FakeConfig:
     window_seconds: float = 60.0  # the rpm window before time_scale
     daily_limit: int | None = None  # requests per provider and key before the per-day quota is spent
     daily_exhausted: bool = False  # the per-day quota is spent from the start
+    # Seconds (before time_scale) after which daily_limit starts over: a short "day" for tests. Set, the
+    # OpenAI flavor answers a spent day as a requests-per-day 429 with x-ratelimit-reset-requests.
+    daily_window_seconds: float | None = None
     faults: dict[str, float] = field(default_factory=dict)  # fault name -> probability per request
     fail_next: list[str] = field(default_factory=list)  # faults for the next requests, in order
     safety_words: list[str] = field(default_factory=lambda: ["forbidden"])  # case-insensitive
@@ -64,6 +67,14 @@ class FakeConfig:
     gemini_block_style: str = "finish_reason"  # or "prompt_feedback": how Gemini reports safety blocks
     gemini_snake_case: bool = False  # answer with inline_data/mime_type instead of inlineData/mimeType
     seed: int | None = None  # seeds latency and fault sampling for reproducible runs
+    # Provider batch APIs (OpenAI /v1/batches): seconds before a batch completes (before time_scale);
+    # custom_ids that fail and the share of items failing at random; whether the batch expires at that
+    # time instead (the first half of its items done, the rest failed); a cancelled batch keeps the
+    # first half too.
+    batch_delay_seconds: float = 1.0
+    batch_fail_ids: list[str] = field(default_factory=list)
+    batch_fail_rate: float = 0.0
+    batch_expire: bool = False
     # What to keep quiet about: OMITTABLE names, for every flavor, or "flavor:name" for one
     # ("gemini:retry_after" drops RetryInfo for Gemini only).
     omit: list[str] = field(default_factory=list)

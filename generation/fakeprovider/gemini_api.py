@@ -119,6 +119,10 @@ async def model_method(request: web.Request) -> web.StreamResponse:
     server: FakeProviderServer = request.app[SERVER]
     model, _, method = request.match_info["target"].partition(":")
     body = request[RECORD].json
+    if method == "batchGenerateContent":  # batch mode: no per-request quota, answered later
+        from generation.fakeprovider.batches_api import gemini_create
+
+        return await gemini_create(request, model)
     handlers = {"predict": _predict, "generateContent": _generate_content}
 
     async def work(fault: str | None) -> tuple[str, web.StreamResponse]:

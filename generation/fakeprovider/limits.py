@@ -19,6 +19,7 @@ class _Bucket:
     window: deque[float] = field(default_factory=deque)
     in_flight: int = 0
     used: int = 0  # towards the daily limit
+    day_started: float | None = None  # when the current daily window began (daily_window_seconds)
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,11 @@ class Limits:
             window = config.scaled(config.window_seconds)
             while bucket.window and bucket.window[0] <= now - window:
                 bucket.window.popleft()
+            day_reset = self._new_day(config, bucket, now)
             if config.daily_exhausted or (
                 config.daily_limit is not None and bucket.used >= config.daily_limit
             ):
-                return Verdict("daily_quota", retry_after=config.scaled(20.0))
+                return Verdict("daily_quota", retry_after=config.scaled(20.0), reset=day_reset)
             if config.rpm is not None and len(bucket.window) >= config.rpm:
                 wait = bucket.window[0] + window - now
                 return Verdict("quota", retry_after=wait, limit=config.rpm, remaining=0, reset=wait)
@@ -74,6 +76,16 @@ class Limits:
             bucket.used += 1
             bucket.in_flight += 1
             return Verdict("ok", **self._usage(config, bucket, now))
+
+    @staticmethod
+    def _new_day(config: FakeConfig, bucket: _Bucket, now: float) -> float | None:
+        """Start the daily count over once its window passed; seconds to the next reset (or None)."""
+        if config.daily_window_seconds is None:
+            return None
+        day = config.scaled(config.daily_window_seconds)
+        if bucket.day_started is None or now - bucket.day_started >= day:
+            bucket.day_started, bucket.used = now, 0
+        return bucket.day_started + day - now
 
     def release(self, provider: str, key: str) -> None:
         with self._lock:

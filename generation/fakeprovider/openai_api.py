@@ -52,6 +52,13 @@ class OpenAIStyle(Style):
         return _error(message, kind="invalid_request_error", code="invalid_api_key", status=401)
 
     def quota_error(self, verdict: Verdict) -> web.Response:
+        if verdict.outcome == "daily_quota" and verdict.reset is not None:
+            message = "Rate limit reached for gpt-image-1 on requests per day (RPD). Please try again later."
+            headers = {
+                "x-ratelimit-reset-requests": _go_duration(verdict.reset),
+                "x-ratelimit-remaining-requests": "0",
+            }
+            return _error(message, kind="requests", code="rate_limit_exceeded", status=429, **headers)
         if verdict.outcome == "daily_quota":
             message = "You exceeded your current quota, please check your plan and billing details."
             return _error(message, kind="insufficient_quota", code="insufficient_quota", status=429)

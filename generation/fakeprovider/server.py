@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from generation.fakeprovider import a1111_api, comfyui_api, gemini_api, openai_api
+from generation.fakeprovider import a1111_api, batches_api, comfyui_api, gemini_api, openai_api
 from generation.fakeprovider.config import FakeConfig
 from generation.fakeprovider.images import make_png
 from generation.fakeprovider.limits import Limits, Verdict, pick_fault, told
@@ -143,6 +143,7 @@ class FakeProviderServer:
         app = web.Application(client_max_size=128 * 1024 * 1024, middlewares=[_record_middleware])
         app[SERVER] = self
         openai_api.add_routes(app)
+        batches_api.add_routes(app)
         gemini_api.add_routes(app)
         comfyui_api.add_routes(app)
         a1111_api.add_routes(app)

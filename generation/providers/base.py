@@ -104,10 +104,16 @@ class QuotaError(ProviderError):
 
 
 class DailyQuotaError(QuotaError):
-    """A per-day quota is spent: waiting minutes will not help, so the run ends."""
+    """A per-day quota is spent: waiting minutes will not help, so the run ends (the studio parks it
+    until the reset). `resets` False: spent credit, which no reset brings back; `retry_after` here is
+    the provider's time to the reset, when it said."""
 
     kind = "daily_quota"
     retryable = False
+
+    def __init__(self, message: str, *, resets: bool = True, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.resets = resets
 
 
 class TransientError(ProviderError):

@@ -57,7 +57,7 @@ class GeminiProvider(HttpProvider):
     name = "gemini"
     label = "Gemini"
     max_references = 3  # gemini-2.5-flash-image works best with up to three input images
-    CAPABILITIES = Capabilities(seed=True, max_references=3)
+    CAPABILITIES = Capabilities(seed=True, max_references=3, batch=True)
 
     def __init__(
         self,
@@ -105,6 +105,18 @@ class GeminiProvider(HttpProvider):
         return ImageResult(image=data, mime=mime, model=model)
 
     async def _generate_content(self, request: ImageRequest, model: str) -> ImageResult:
+        answer = await self._post(f"models/{model}:generateContent", self.content_body(request))
+        inline = _first_inline_image(answer)
+        data, mime = await image_from_base64(inline.get("data"), self.label)
+        return ImageResult(image=data, mime=mime, seed=request.seed, model=model)
+
+    def content_model(self, request: ImageRequest) -> str:
+        """The generateContent model for a request (Imagen has no generateContent: its sibling)."""
+        model = request.model or self.model
+        return self.reference_model if model.startswith("imagen") else model
+
+    def content_body(self, request: ImageRequest) -> dict:
+        """A generateContent request body (also one item of a batch)."""
         parts: list[dict] = [{"text": request.prompt}]
         for ref in request.references[: self.max_references]:
             data = base64.b64encode(ref.image).decode("ascii")
@@ -115,11 +127,7 @@ class GeminiProvider(HttpProvider):
         }
         if request.seed is not None:
             config["seed"] = request.seed
-        body = {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}
-        answer = await self._post(f"models/{model}:generateContent", body)
-        inline = _first_inline_image(answer)
-        data, mime = await image_from_base64(inline.get("data"), self.label)
-        return ImageResult(image=data, mime=mime, seed=request.seed, model=model)
+        return {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}
 
     async def _post(self, method: str, body: dict) -> dict:
         headers = {"x-goog-api-key": self._api_key}

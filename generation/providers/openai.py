@@ -36,6 +36,8 @@ DEFAULT_MODEL = "gpt-image-1"
 _GPT_IMAGE_SIZES = {"1024x1024", "1536x1024", "1024x1536", "auto"}
 _SAFETY_CODES = {"moderation_blocked", "content_policy_violation"}
 _BILLING_CODES = {"insufficient_quota", "billing_hard_limit_reached"}
+# Requests-per-day (RPD) limits: "Rate limit reached ... on requests per day (RPD)", or a gateway's code.
+_DAILY_CODES = {"daily_limit_reached", "rate_limit_exceeded_daily"}
 
 
 @register("openai")
@@ -45,7 +47,7 @@ class OpenAIProvider(HttpProvider):
     label = "OpenAI"
     max_references = 16
     # The Images API has no seed and no negative prompt; these are its sizes.
-    CAPABILITIES = Capabilities(seed=False, sizes=("1024x1024", "1536x1024", "1024x1536"))
+    CAPABILITIES = Capabilities(seed=False, sizes=("1024x1024", "1536x1024", "1024x1536"), batch=True)
 
     def __init__(
         self,
@@ -134,6 +136,14 @@ class OpenAIProvider(HttpProvider):
                 "OpenAI billing quota reached (check the plan and billing details)",
                 http_status=status,
                 retry_after=None,
+                rate_limit=rate_limit,
+                resets=False,
+            )
+        if status == 429 and (code in _DAILY_CODES or "per day" in message.lower()):
+            reset = rate_limit.reset_seconds if rate_limit else None
+            return DailyQuotaError(
+                f"OpenAI daily request limit reached ({wait_text(reset)})",
+                retry_after=reset,
                 rate_limit=rate_limit,
             )
         if status == 429:

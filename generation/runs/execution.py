@@ -18,10 +18,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from generation.checked import ImagesChecked
+from generation.costs.daily import daily_reset_at, parked_message
+from generation.costs.meter import BudgetGuard, CostMeter
+from generation.costs.profiles import profile_for, profile_record
 from generation.engine.clock import Clock, LoopClock
 from generation.engine.config import EngineConfig
 from generation.engine.jobs import Counters, Job, RunResult, StopReason
 from generation.engine.limiter import Limiter
+from generation.engine.profile import CredentialProfile
 from generation.engine.scheduler import Scheduler
 from generation.live.events import wake_worker
 from generation.models import BatchRun, GenerationAttempt
@@ -78,8 +82,21 @@ async def run_execute(
     if provider is None:
         provider = provider_for(run.provider, run.model)
         limiter = limiter_for(provider, run.config)
-    execution = RunExecution(
-        run, provider=provider, worker=worker, clock=clock, limiter=limiter, listener=listener
+    # The next run on a key starts where the last one ended (rate, concurrency, latency).
+    profile = await database_sync_to_async(profile_for)(provider)
+    execution_class = RunExecution
+    if run.mode == BatchRun.Mode.BATCH:
+        from generation.batches.execution import BatchExecution  # it builds on this module
+
+        execution_class = BatchExecution
+    execution = execution_class(
+        run,
+        provider=provider,
+        worker=worker,
+        clock=clock,
+        limiter=limiter,
+        listener=listener,
+        profile=profile,
     )
     if on_start is not None:
         on_start(execution)
@@ -98,8 +115,10 @@ class RunExecution:
         clock: Clock | None = None,
         limiter: Limiter | None = None,
         listener: Callable[[dict], None] | None = None,
+        profile: CredentialProfile | None = None,
     ) -> None:
         self.run = run
+        self.meter = CostMeter(provider=provider)
         self.provider = provider
         self.worker = worker
         self.clock = clock or LoopClock()
@@ -115,6 +134,7 @@ class RunExecution:
             listener=listener,
             on_lost=self._lost_from_any_thread,
             target=self.target,
+            meter=self.meter,
         )
         self.scheduler = Scheduler(
             ImagesChecked(provider),
@@ -122,6 +142,13 @@ class RunExecution:
             clock=self.clock,
             hooks=self.recorder,
             limiter=limiter,
+            profile=profile,
+        )
+        # Checked right before each request is sent: a run stops at its budget, not past it.
+        self.scheduler.limiter = BudgetGuard(
+            self.scheduler.limiter,
+            meter=self.meter,
+            stop=lambda message: self.scheduler.stop(StopReason.STOPPED, message),
         )
         self.stop_seen = asyncio.Event()
         self.plan = Plan()
@@ -157,8 +184,13 @@ class RunExecution:
                 await wake_worker(self.run.pk)  # another worker resumes it now, not after a lease
             return self.run
         if await self.recorder.durably("finishing the run", self._finish, result):
-            await self.recorder.publish("run.finished", **run_payload(self.run))
+            await self.publish_outcome()
         return self.run
+
+    async def publish_outcome(self) -> None:
+        """run.finished, or run.daily_quota for a run parked until its quota resets (still active)."""
+        parked = self.run.status == BatchRun.Status.WAITING_DAILY_QUOTA
+        await self.recorder.publish("run.daily_quota" if parked else "run.finished", **run_payload(self.run))
 
     def stop(self) -> None:
         self.stop_seen.set()
@@ -233,6 +265,13 @@ class RunExecution:
         )
         self.recorder.begin(plan, self.carried, counts=self.scheduler.snapshot)
         self.plan = plan
+        self.meter.prepare(
+            run_id=run.pk,
+            project_id=run.project_id,
+            user_id=run.requested_by_id,
+            spent=run.cost,
+            unpriced=run.unpriced,
+        )
         run.skipped = len(plan.skips)
         run.status = BatchRun.Status.RUNNING
         run.started = run.started or timezone.now()
@@ -260,13 +299,22 @@ class RunExecution:
         run.quota_waits = self.recorder.quota_waits
         run.eta_at = run.pacing_until = run.quota_resume_at = None
         run.reason = "" if result.stop_reason == StopReason.COMPLETED else result.stop_message
-        run.finished = run.counts_at = timezone.now()
+        run.cost, run.unpriced = self.meter.spent, self.meter.unpriced
+        parked = self._park(result)
+        run.counts_at = timezone.now()
+        run.finished = None if parked else run.counts_at
         run.summary = run.summary_message(totals=self.target.totals())
         with transaction.atomic():
             if not self.recorder.still_held():
                 return False
             run.save()
             self._record_open_failures(result)
+            profile_record(
+                provider=self.provider,
+                profile=result.profile,
+                jobs=len(result.succeeded) + len(result.failed),
+                requests=result.requests,
+            )
             # Our requests have all ended: a row still "running" was written by a worker that lost the
             # run to us while it was sending (see RunRecorder.attempt_started).
             GenerationAttempt.objects.filter(run=run, status=GenerationAttempt.Status.RUNNING).update(
@@ -278,8 +326,22 @@ class RunExecution:
             # The scenes still claimed are exactly the interrupted and never-attempted ones: a scene that
             # succeeded or failed gave its claim up in the hook that recorded it.
             run_release_scenes(run_id=run.pk)
+            # A parked run announces run.parked to webhooks (webhooks.services.PARKING_REASONS).
             webhook_run_finished(run=run, stop_reason=result.stop_reason)
         logger.info("Run %s %s: %s", run.pk, run.status, run.summary)
+        return True
+
+    def _park(self, result: RunResult) -> bool:
+        """A spent per-day quota that resets parks the run until then, unowned, for a worker's scan to
+        resume (selectors.runs_needing_a_worker, services.run_claim); nothing is sent meanwhile."""
+        error = self.recorder.daily_error
+        if result.stop_reason != StopReason.DAILY_QUOTA or (error is not None and not error.resets):
+            return False
+        run = self.run
+        run.status = BatchRun.Status.WAITING_DAILY_QUOTA
+        run.quota_resume_at = daily_reset_at(provider=self.provider.name, error=error)
+        run.reason = parked_message(provider=self.provider.name, resume_at=run.quota_resume_at)
+        run.owner, run.heartbeat = "", None
         return True
 
     def _record_open_failures(self, result: RunResult) -> None:

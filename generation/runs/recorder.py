@@ -20,9 +20,10 @@ from channels.db import database_sync_to_async
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Exists, QuerySet
+from django.db.models import Exists, F, QuerySet
 from django.utils import timezone
 
+from generation.costs.meter import CostMeter
 from generation.engine.clock import Clock
 from generation.engine.config import EngineConfig
 from generation.engine.hooks import Hooks, StoreError
@@ -30,7 +31,7 @@ from generation.engine.jobs import Counters, Job, Progress, StopReason
 from generation.engine.scheduler import Interrupted
 from generation.live.events import send_event
 from generation.models import BatchRun, GenerationAttempt
-from generation.providers.base import ImageResult, ProviderError, QuotaError
+from generation.providers.base import DailyQuotaError, ImageResult, ProviderError, QuotaError
 from generation.providers.redact import redact
 from generation.runs.targets import Plan, Success, Target, item_payload, target_for
 from ops.logs import bind_log_context
@@ -70,8 +71,11 @@ class RunRecorder(Hooks):
         listener: Callable[[dict], None] | None = None,
         on_lost: Callable[[str], None] | None = None,
         target: Target | None = None,
+        meter: CostMeter | None = None,
     ) -> None:
         self.run = run
+        self.meter = meter
+        self.daily_error: DailyQuotaError | None = None  # the spent per-day quota the run stopped on
         self.worker = worker
         self.listener = listener
         self.on_lost = on_lost
@@ -200,12 +204,26 @@ class RunRecorder(Hooks):
             )
         else:
             fields.update(status=GenerationAttempt.Status.FAILED, **_error_fields(error))
+        if isinstance(error, DailyQuotaError):
+            self.daily_error = error
         attempt_id = self.attempt_ids.get(job.key)
+        if attempt_id is not None and self.meter is not None:
+            fields.update(self._cost_fields(job, error, result))
         if attempt_id is not None:  # None: the run was lost before this attempt's row was written
             # Only a running attempt of a run we hold: a new owner may have marked it interrupted already.
             GenerationAttempt.objects.filter(
                 Exists(self._ours()), pk=attempt_id, status=GenerationAttempt.Status.RUNNING
             ).update(**fields)
+
+    def _cost_fields(self, job: Job, error, result: ImageResult | None) -> dict[str, Any]:
+        """What the provider bills for this attempt, added to the run's total at once (budgets read it)."""
+        assert self.meter is not None
+        cost = self.meter.attempt(job.request, result, error)
+        if cost.billed:
+            self._ours().update(
+                cost=F("cost") + (cost.cost or 0), unpriced=F("unpriced") + int(cost.unpriced)
+            )
+        return {"cost": cost.cost, "unpriced": cost.unpriced}
 
     async def job_succeeded(self, job: Job, result: ImageResult, attempts: int) -> None:
         # Stored first: a crash before the row commits leaves an orphan file (cleanup_media deletes it),

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from django.db.models import F, Q
+from django.db.models import F, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
+from generation.costs.prices import money, usd
 from generation.engine.config import EngineConfig
 from generation.models import BatchRun, SceneVersion
 from projects.models import Character, Project, Scene, SkipReason
@@ -28,10 +30,16 @@ def active_run(project: Project) -> BatchRun | None:
 
 def runs_needing_a_worker(*, lease_seconds: float = BatchRun.LEASE_SECONDS) -> list[int]:
     """Active runs nobody holds: never picked up, or held by a worker that stopped beating."""
-    stale = timezone.now() - timedelta(seconds=lease_seconds)
+    now = timezone.now()
+    stale = now - timedelta(seconds=lease_seconds)
     unowned = Q(owner="") | Q(heartbeat__lt=stale) | Q(heartbeat__isnull=True)
+    # A run parked on a daily quota needs a worker once its reset time has passed, not before.
+    parked = Q(status=BatchRun.Status.WAITING_DAILY_QUOTA) & (
+        Q(quota_resume_at__gt=now) | Q(quota_resume_at__isnull=True)
+    )
     return list(
         BatchRun.objects.filter(unowned, status__in=BatchRun.ACTIVE)
+        .exclude(parked)
         .order_by("created")
         .values_list("pk", flat=True)
     )
@@ -69,9 +77,22 @@ def run_payload(run: BatchRun) -> dict[str, Any]:
         "started": run.started.isoformat() if run.started else None,
         "finished": run.finished.isoformat() if run.finished else None,
         "quota_resume_at": run.quota_resume_at.isoformat()
-        if run.quota_resume_at and run.status == BatchRun.Status.WAITING_QUOTA
+        if run.quota_resume_at
+        and run.status in (BatchRun.Status.WAITING_QUOTA, BatchRun.Status.WAITING_DAILY_QUOTA)
         else None,
+        "cost": usd(run.cost),
+        "cost_text": money(run.cost, unpriced=run.unpriced),
+        "unpriced": run.unpriced,
     }
+
+
+def project_cost(*, project_id: int) -> dict[str, Any]:
+    """What the project's runs spent, for the ZIP's manifest and pages ("unpriced" counted apart)."""
+    totals = BatchRun.objects.filter(project_id=project_id).aggregate(
+        cost=Sum("cost"), unpriced=Sum("unpriced")
+    )
+    cost, unpriced = totals["cost"] or Decimal(0), totals["unpriced"] or 0
+    return {"usd": usd(cost), "unpriced_images": unpriced, "text": money(cost, unpriced=unpriced)}
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from generation.costs.estimates import batch_supported, budget_refusal
 from generation.engine.config import EngineConfig
 from generation.engine.jobs import Counters
 from generation.live.events import stop_worker, wake_worker
@@ -59,10 +60,12 @@ def run_start(
     overrides: dict | None = None,
     provider: str = "",
     candidates: int = 1,
+    mode: str = BatchRun.Mode.SYNC,
 ) -> tuple[BatchRun, bool]:
     """Start a scenes run, or return the project's active run and False. Refuses on a failed preflight.
 
-    `candidates` images are asked per scene (variations to pick from), each a request of its own."""
+    `candidates` images are asked per scene (variations to pick from), each a request of its own. `mode`
+    "batch" sends it as one provider batch (half price, within 24 h) where the provider has one."""
     if not MIN_CANDIDATES <= candidates <= MAX_CANDIDATES:
         raise RunRefused(f"Ask for {MIN_CANDIDATES} to {MAX_CANDIDATES} variations per scene.")
     current = active_run(project)
@@ -78,6 +81,13 @@ def run_start(
     if missing:
         names = ", ".join(c.name for c in missing)
         raise RunRefused(f"These characters need a reference image first: {names}.", missing=missing)
+    if mode == BatchRun.Mode.BATCH and not batch_supported(project=project, provider=provider):
+        raise RunRefused("This provider has no batch API: generate the scenes one by one instead.")
+    refusal = budget_refusal(
+        project=project, user=user, scenes=scenes, regenerate=regenerate, provider=provider, mode=mode
+    )
+    if refusal:
+        raise RunRefused(refusal)
     return _create_run(
         project=project,
         user=user,
@@ -87,6 +97,7 @@ def run_start(
         overrides=overrides,
         provider=provider,
         candidates=candidates,
+        mode=mode,
     )
 
 
@@ -117,7 +128,7 @@ def character_run_start(
 
 
 def _create_run(
-    *, project, user, kind, items, regenerate, overrides, provider, candidates=1
+    *, project, user, kind, items, regenerate, overrides, provider, candidates=1, mode=BatchRun.Mode.SYNC
 ) -> tuple[BatchRun, bool]:
     config = engine_config(overrides)
     try:
@@ -132,6 +143,7 @@ def _create_run(
                 provider=provider or project.provider or settings.GENERATION_PROVIDER,
                 model=project.provider_model,
                 config=config.as_dict(),
+                mode=mode,
             )
             (run.scenes if kind == BatchRun.Kind.SCENES else run.characters).set(items)
             transaction.on_commit(lambda: async_to_sync(wake_worker)(run.pk))
@@ -146,14 +158,16 @@ def _create_run(
 
 
 def run_stop(*, run: BatchRun) -> BatchRun:
-    """Ask the run to stop. A queued run no worker has picked up stops at once."""
+    """Ask the run to stop. A queued run no worker has picked up, or one parked on a daily quota,
+    stops at once."""
     now = timezone.now()
-    BatchRun.objects.filter(pk=run.pk, status=BatchRun.Status.QUEUED, owner="").update(
-        status=BatchRun.Status.STOPPED,
-        stop_requested=True,
-        finished=now,
-        reason="Stopped before it started",
-    )
+    for waiting, reason in (
+        (BatchRun.Status.QUEUED, "Stopped before it started"),
+        (BatchRun.Status.WAITING_DAILY_QUOTA, "Stopped while waiting for the daily quota"),
+    ):
+        BatchRun.objects.filter(pk=run.pk, status=waiting, owner="").update(
+            status=BatchRun.Status.STOPPED, stop_requested=True, finished=now, reason=reason
+        )
     BatchRun.objects.filter(pk=run.pk, status__in=BatchRun.ACTIVE).update(
         status=BatchRun.Status.STOPPING, stop_requested=True
     )
@@ -164,6 +178,18 @@ def run_stop(*, run: BatchRun) -> BatchRun:
         run.summary = run.summary_message()
         run.save(update_fields=["summary"])
         webhook_run_finished(run=run, stop_reason="stopped")
+    return run
+
+
+def run_resume(*, run: BatchRun) -> BatchRun:
+    """Resume a run parked on a daily quota now, before the reset (the quota may be back early)."""
+    now = timezone.now()
+    resumed = BatchRun.objects.filter(pk=run.pk, status=BatchRun.Status.WAITING_DAILY_QUOTA, owner="").update(
+        quota_resume_at=now
+    )
+    if resumed:
+        transaction.on_commit(lambda: async_to_sync(wake_worker)(run.pk))
+    run.refresh_from_db()
     return run
 
 
@@ -185,7 +211,13 @@ def run_claim(*, run_id: int, worker: str, lease_seconds: float = LEASE_SECONDS)
     """
     now = timezone.now()
     stale = now - timedelta(seconds=lease_seconds)
-    takeable = Q(status=BatchRun.Status.QUEUED, owner="") | Q(owner=worker) | Q(heartbeat__lt=stale)
+    takeable = (
+        Q(status=BatchRun.Status.QUEUED, owner="")
+        | Q(owner=worker)
+        | Q(heartbeat__lt=stale)
+        # Parked on a daily quota: resumable once the reset time has passed.
+        | Q(status=BatchRun.Status.WAITING_DAILY_QUOTA, owner="", quota_resume_at__lte=now)
+    )
     with transaction.atomic():
         # The row lock the update would take anyway, taken first to learn whom we take the run from. The
         # old owner's fenced writes lock the same row, so each of them lands wholly before or after this.
@@ -358,6 +390,11 @@ def perform_action(
         if run is None:
             raise RunRefused("No run is active.")
         return ActionDone(action, run_stop(run=run), created=False)
+    if action == "resume":
+        run = active_run(project)
+        if run is None or run.status != BatchRun.Status.WAITING_DAILY_QUOTA:
+            raise RunRefused("No run is waiting for the daily quota.")
+        return ActionDone(action, run_resume(run=run), created=False)
     if action == "start_characters":
         run, created = character_run_start(project=project, user=user)
     elif action == "retry":
@@ -376,6 +413,8 @@ def perform_action(
             raise RunRefused("No scene has failed.")
         # Regenerate: a failed scene may still show an older image, and its last attempt failed all the same.
         run, created = run_start(project=project, user=user, scene_ids=failed, regenerate=True)
+    elif action == "start_batch":
+        run, created = run_start(project=project, user=user, mode=BatchRun.Mode.BATCH)
     else:
         run, created = run_start(project=project, user=user, candidates=candidates)
     return ActionDone(action, run, created)

@@ -193,11 +193,12 @@ async def test_quota_errors_wait_and_retry_without_spending_attempts(story, star
     assert quota_rows == run.quota_errors
 
 
-async def test_a_daily_quota_ends_the_run_with_a_clear_reason_and_keeps_the_rest_pending(story, start):
+async def test_a_daily_quota_parks_the_run_with_a_clear_reason_and_keeps_the_rest_pending(story, start):
+    # Issue 15: a spent per-day quota parks the run until the reset instead of failing it.
     project, scenes, _ = story
     run = await database_sync_to_async(start)(overrides={"start_concurrency": 1, "max_concurrency": 1})
     run = await execute(run, simulated(daily_quota=2))
-    assert run.status == "failed" and "daily" in run.reason.lower()
+    assert run.status == "waiting_daily_quota" and "daily" in run.reason.lower()
     assert run.succeeded == 2
     assert await database_sync_to_async(statuses)(project) == [
         "ready",

@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scenes", type=int, default=100)
     parser.add_argument("--start", nargs="*", type=int, help="start a run in these projects (ids)")
     parser.add_argument("--overrides", default="{}", help="engine settings for the runs, as JSON")
+    parser.add_argument("--mode", default="sync", help="sync, or batch (a provider batch per run)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scenestudio.settings")
@@ -50,7 +51,9 @@ def seed(args: argparse.Namespace) -> dict:
     runs = []
     for project_id in args.start or []:
         project = Project.objects.get(pk=project_id)
-        run, _ = generation.run_start(project=project, user=user, overrides=json.loads(args.overrides))
+        run, _ = generation.run_start(
+            project=project, user=user, overrides=json.loads(args.overrides), mode=args.mode
+        )
         runs.append(run.pk)
     return {"user": user.pk, "projects": projects, "runs": runs}
 

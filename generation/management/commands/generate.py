@@ -16,6 +16,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from generation import services
+from generation.costs.estimates import run_estimate
+from generation.costs.prices import money
 from generation.models import BatchRun
 from generation.runs.execution import RunExecution, run_execute
 from projects.access import has_role
@@ -158,6 +160,11 @@ class Command(BaseCommand):
         parser.add_argument("--provider", default="", help="Image provider name (default: the project's)")
         parser.add_argument("--concurrency", type=int, default=0, help="Maximum requests in flight")
         parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Show the estimate (scenes, requests, cost, duration) and generate nothing",
+        )
+        parser.add_argument(
             "--as",
             dest="as_user",
             default="",
@@ -187,6 +194,18 @@ class Command(BaseCommand):
             n = options["concurrency"]
             overrides = {"max_concurrency": n, "start_concurrency": min(n, 5), "min_concurrency": 1}
         user = self._requester(project, options["as_user"])
+        if options["dry_run"]:
+            estimate = run_estimate(
+                project=project,
+                user=user,
+                scene_ids=scene_ids,
+                regenerate=options["regenerate"],
+                provider=options["provider"],
+                overrides=overrides,
+            )
+            for line in estimate.lines():
+                self.stdout.write(line)
+            return
         try:
             if options["characters"]:
                 run, created = services.character_run_start(project=project, user=user, overrides=overrides)
@@ -205,6 +224,7 @@ class Command(BaseCommand):
             self._adopt(run, take_over=options["take_over"])
         run = asyncio.run(self._execute(run.pk))
         self.stdout.write("")
+        self.stdout.write(f"Cost: {money(run.cost, unpriced=run.unpriced)}")
         if run.is_active():  # terminated: handed back, or still held by the worker it followed
             self.stdout.write(f"Run {run.pk} goes on without this command ({run.succeeded} generated so far)")
             sys.exit(EXIT_TERMINATED)

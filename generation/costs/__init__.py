@@ -1,0 +1,1 @@
+"""Prices, spent cost, budgets, learned credential profiles and estimates before a run."""
