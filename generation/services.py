@@ -1,6 +1,7 @@
 """The public face of generation's workflows: other apps (projects, its views and admin) import these.
 
-The workflows live in generation/runs/services.py; names here are the ones other apps may rely on.
+The workflows live in generation/runs/ (services.py, actions.py, versions.py); names here are the ones
+other apps may rely on.
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ from asgiref.sync import async_to_sync
 from django.db import transaction
 
 from generation.live.events import scenes_changed
+from generation.runs.actions import perform_action
 from generation.runs.selectors import missing_references  # a read: kept here for projects/views.py
 from generation.runs.services import (
     RunRefused,
     character_run_start,
-    perform_action,
     run_force_stop,
     run_lease_lapsed,
     run_start,
     run_stop,
-    scene_version_make_current,
 )
 from generation.runs.variations import scene_seed_lock, scene_version_import
+from generation.runs.versions import scene_version_make_current
 
 
 def project_changed_notify(*, project_id: int) -> None:

@@ -1,34 +1,29 @@
-"""Workflows of batch generation: start, stop, claim and end runs, record versions, clean up media.
+"""Workflows of batch generation: start, stop, claim and end runs.
 
-Reads live in selectors.py; views, consumers and commands reach both through generation/services.py
+Scene versions live in versions.py, orphan media clean-up in media.py, the socket and form actions in
+actions.py; reads in selectors.py; views, consumers and commands reach both through generation/services.py
 and generation/selectors.py.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from generation.costs.estimates import batch_supported, budget_refusal
 from generation.engine.config import EngineConfig
 from generation.engine.jobs import Counters
 from generation.live.events import stop_worker, wake_worker
-from generation.models import BatchRun, GenerationAttempt, SceneVersion
+from generation.models import BatchRun, GenerationAttempt
 from generation.runs.selectors import active_run, missing_references
-from projects.access import membership_for
-from projects.images import thumbnail_path
-from projects.models import Character, Project, Role, Scene
+from projects.models import Character, Project, Scene
 from webhooks.services import webhook_run_event, webhook_run_finished
 
 logger = logging.getLogger("generation.services")
@@ -366,145 +361,3 @@ def run_release_scenes(*, run_id: int) -> None:
     """A run ended: requeue what it left mid-generation, and let go of every scene it still claims."""
     Scene.objects.filter(claimed_by=run_id).mark_requeue()
     Scene.objects.filter(claimed_by=run_id).update(claimed_by=None)
-
-
-@dataclass(frozen=True)
-class ActionDone:
-    """What a socket or form action did: the run it started, stopped or found already active."""
-
-    action: str
-    run: BatchRun
-    created: bool
-
-
-def perform_action(
-    *, project_id: int, user, action: str, scene_id: int | None = None, candidates: int = 1
-) -> ActionDone:
-    """One entry for start / stop / retry from a socket or a form, for editors and owners.
-
-    Raises what membership_for raises, Http404 for a scene not in the project, RunRefused with the reason.
-    """
-    project = membership_for(user=user, project_id=project_id, needs=Role.EDITOR).project
-    if action == "stop":
-        run = active_run(project)
-        if run is None:
-            raise RunRefused("No run is active.")
-        return ActionDone(action, run_stop(run=run), created=False)
-    if action == "resume":
-        run = active_run(project)
-        if run is None or run.status != BatchRun.Status.WAITING_DAILY_QUOTA:
-            raise RunRefused("No run is waiting for the daily quota.")
-        return ActionDone(action, run_resume(run=run), created=False)
-    if action == "start_characters":
-        run, created = character_run_start(project=project, user=user)
-    elif action == "retry":
-        scene = get_object_or_404(project.scenes, pk=scene_id)
-        run, created = run_start(
-            project=project, user=user, scene_ids=[scene.pk], regenerate=scene.has_image()
-        )
-    elif action == "variations":
-        scene = get_object_or_404(project.scenes, pk=scene_id)
-        run, created = run_start(
-            project=project, user=user, scene_ids=[scene.pk], regenerate=True, candidates=candidates
-        )
-    elif action == "retry_failed":
-        failed = list(project.scenes.filter(status=Scene.Status.FAILED).values_list("pk", flat=True))
-        if not failed:
-            raise RunRefused("No scene has failed.")
-        # Regenerate: a failed scene may still show an older image, and its last attempt failed all the same.
-        run, created = run_start(project=project, user=user, scene_ids=failed, regenerate=True)
-    elif action == "start_batch":
-        run, created = run_start(project=project, user=user, mode=BatchRun.Mode.BATCH)
-    else:
-        run, created = run_start(project=project, user=user, candidates=candidates)
-    return ActionDone(action, run, created)
-
-
-def scene_version_add(
-    *,
-    scene_id: int,
-    image: str,
-    attempt_id: int | None,
-    provider: str,
-    model: str,
-    seed: int | None,
-    prompt: str,
-    attempts: int,
-    scene_prompt: str = "",
-    style: dict | None = None,
-    negative_prompt: str = "",
-    reference_hashes: Sequence[str] = (),
-    candidate: int = 1,
-) -> SceneVersion:
-    """Record a new image of a scene. An image that predates versions is kept as a version first."""
-    scene = Scene.objects.select_for_update().get(pk=scene_id)
-    versions = SceneVersion.objects.filter(scene=scene)
-    if scene.image and not versions.filter(image=scene.image.name).exists():
-        SceneVersion.objects.create(
-            scene=scene, number=_next_version(scene), image=scene.image.name, prompt=scene.prompt
-        )
-    return SceneVersion.objects.create(
-        scene=scene,
-        number=_next_version(scene),
-        image=image,
-        attempt_id=attempt_id,
-        provider=provider,
-        model=model,
-        seed=seed,
-        prompt=prompt,
-        attempts=attempts,
-        scene_prompt=scene_prompt,
-        style=style or {},
-        negative_prompt=negative_prompt,
-        reference_hashes=list(reference_hashes),
-        candidate=candidate,
-    )
-
-
-def _next_version(scene: Scene) -> int:
-    last = SceneVersion.objects.filter(scene=scene).aggregate(m=models.Max("number"))["m"]
-    return (last or 0) + 1
-
-
-def scene_version_make_current(*, version: SceneVersion) -> Scene:
-    """Show an older (or newer) image again; nothing is deleted."""
-    scene = version.scene
-    # The scene's claim stays: a run generating it now still holds it.
-    Scene.objects.filter(pk=scene.pk).mark_ready(image=version.image.name, release=False)
-    scene.refresh_from_db()
-    return scene
-
-
-# Older than this, a generated image no row points to is an orphan: the worker that stored it died before
-# the row committed (rows commit milliseconds after the file is written).
-ORPHAN_GRACE_SECONDS = 3600.0
-GENERATED_DIRS = ("scenes", "characters")
-
-
-def orphan_media_delete(*, grace_seconds: float = ORPHAN_GRACE_SECONDS, dry_run: bool = False) -> list[str]:
-    """Delete generated images under MEDIA_ROOT/projects/*/scenes|characters that no scene, scene version
-    or character points to, once older than `grace_seconds`; returns their names."""
-    root = Path(settings.MEDIA_ROOT)
-    cutoff = time.time() - grace_seconds
-    candidates = {
-        path.relative_to(root).as_posix(): path
-        for kind in GENERATED_DIRS
-        for path in root.glob(f"projects/*/{kind}/*")
-        if path.is_file() and path.stat().st_mtime < cutoff
-    }
-    if not candidates:
-        return []
-    # Listed before the rows are read: a file older than the grace period has its row committed by now.
-    referenced = {
-        *Scene.objects.exclude(image="").values_list("image", flat=True),
-        *SceneVersion.objects.values_list("image", flat=True),
-        *Character.objects.exclude(reference="").values_list("reference", flat=True),
-    }
-    orphans = sorted(name for name in candidates if name not in referenced)
-    if not dry_run:
-        for name in orphans:
-            candidates[name].unlink(missing_ok=True)
-            thumbnail_path(candidates[name]).unlink(missing_ok=True)
-        if orphans:
-            logger.info("Deleted %d orphan image(s) under %s", len(orphans), root)
-    return orphans

@@ -23,7 +23,8 @@ from generation.models import BatchRun, SceneVersion
 from generation.providers.base import ImageRequest, ImageResult, Provider
 from generation.runs.references import ReferenceReader, ReferenceUnreadable
 from generation.runs.selectors import project_totals, scenes_claimed
-from generation.runs.services import scene_version_add, scenes_claim
+from generation.runs.services import scenes_claim
+from generation.runs.versions import scene_version_add
 from projects.images import detect_image_format
 from projects.models import Character, Scene, SkipReason, character_reference_path, scene_image_path
 from projects.style import Style

@@ -15,7 +15,7 @@ from generation.models import SceneVersion
 from generation.providers.base import Capabilities
 from generation.runs.providers import provider_for
 from generation.runs.references import cut, sha256, slots_for
-from generation.runs.services import scene_version_add
+from generation.runs.versions import scene_version_add
 from projects.models import Character, Project, Scene, SceneSeedLock
 
 NO_SEED = "This image has no recorded seed to keep; generate it again first."

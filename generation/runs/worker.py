@@ -21,7 +21,7 @@ from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from channels.worker import Worker
 
-from generation.runs import selectors, services
+from generation.runs import media, selectors, services
 from generation.runs.execution import RunExecution, run_execute
 from ops.services import worker_heartbeat
 from webhooks.deliver import webhooks_deliver_forever
@@ -160,7 +160,7 @@ async def delete_orphan_media() -> None:
     """Images a crashed worker stored but never recorded (see `manage.py cleanup_media`)."""
     try:
         # Not the ORM's shared thread: walking a large media folder must not hold up the runs.
-        await database_sync_to_async(services.orphan_media_delete, thread_sensitive=False)()
+        await database_sync_to_async(media.orphan_media_delete, thread_sensitive=False)()
     except Exception:
         logger.exception("Cleaning up orphan media failed")
 

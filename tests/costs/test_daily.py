@@ -10,7 +10,7 @@ from django.utils import timezone
 from generation.costs.daily import daily_reset_at, parked_message
 from generation.models import BatchRun
 from generation.providers.base import DailyQuotaError
-from generation.runs import services
+from generation.runs import actions, services
 from generation.runs.execution import run_execute
 from generation.runs.selectors import runs_needing_a_worker
 from tests.costs.conftest import FAST, gemini, openai
@@ -90,7 +90,7 @@ async def test_an_editor_can_stop_a_parked_run_or_resume_it_early(team, four_sce
     run = await database_sync_to_async(start)(team)
     run = await run_execute(run_id=run.pk, worker="w1", provider=provider)
     assert run.status == "waiting_daily_quota"
-    done = await database_sync_to_async(services.perform_action)(
+    done = await database_sync_to_async(actions.perform_action)(
         project_id=team.project.pk, user=team.editor, action="resume"
     )
     assert done.run.quota_resume_at <= timezone.now()

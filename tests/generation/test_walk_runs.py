@@ -11,7 +11,7 @@ from generation.engine.clock import LoopClock
 from generation.engine.config import EngineConfig
 from generation.engine.jobs import StopReason
 from generation.models import BatchRun
-from generation.runs import services
+from generation.runs import actions
 from generation.runs.execution import run_execute
 from generation.runs.recorder import RunRecorder
 from projects import services as project_services
@@ -32,7 +32,7 @@ def _failed_with_an_older_image(team) -> Scene:
 async def test_retry_all_failed_generates_a_failed_scene_that_still_has_an_older_image(team, settings):
     settings.GENERATION_ENGINE = {**settings.GENERATION_ENGINE, **FAST}
     scene = await database_sync_to_async(_failed_with_an_older_image)(team)
-    done = await database_sync_to_async(services.perform_action)(
+    done = await database_sync_to_async(actions.perform_action)(
         project_id=team.project.pk, user=team.editor, action="retry_failed"
     )
     run = await run_execute(run_id=done.run.pk, worker="w1", provider=simulated())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from generation.runs.services import ORPHAN_GRACE_SECONDS, orphan_media_delete
+from generation.runs.media import ORPHAN_GRACE_SECONDS, orphan_media_delete
 from projects.wording import count_noun
 
 
