@@ -9,49 +9,34 @@ so a worker that lost the run to another writes nothing more.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
-import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import transaction
 from django.db.models import Exists, F, QuerySet
 from django.utils import timezone
 
 from generation.costs.meter import CostMeter
 from generation.engine.clock import Clock
 from generation.engine.config import EngineConfig
-from generation.engine.hooks import Hooks, StoreError
+from generation.engine.hooks import Hooks
 from generation.engine.jobs import Counters, Job, Progress, StopReason
 from generation.engine.scheduler import Interrupted
 from generation.live.events import send_event
 from generation.models import BatchRun, GenerationAttempt
 from generation.providers.base import DailyQuotaError, ImageResult, ProviderError, QuotaError
 from generation.providers.redact import redact
+from generation.runs.counts import progress_payload, run_counts, same_counts
+from generation.runs.storage import durably, image_delete, image_save
 from generation.runs.targets import Plan, Success, Target, item_payload, target_for
 from ops.logs import bind_log_context
 from projects.models import SkipReason
 
-logger = logging.getLogger("generation.recorder")
-
 # What "Stopping: …" says after someone pressed Stop (the engine's own message is the run's reason).
 STOP_REQUESTED = "no new requests; images already being generated may still arrive"
 PROGRESS_WRITE_SECONDS = 1.0
-# A dropped connection or a database restarting is a blip: the write is retried on a new connection this
-# long (about 4 s in all) before the item fails with the reason. Longer and the run's lease lapses.
-DB_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
-DB_ERRORS = (OperationalError, InterfaceError)
-# No later image can be kept either: the run stops rather than spend quota on images it would lose.
-FATAL_STORE_ERRNOS = {
-    errno.ENOSPC: "disk full",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EROFS: "read-only media",
-}
 # The engine's words for an attempt it closed before sending its request (see Scheduler._record_attempt).
 NOT_SENT_MESSAGE = "Stopped before the request was sent"
 
@@ -113,21 +98,8 @@ class RunRecorder(Hooks):
         await self.publish(self.target.event("skipped"), item=item, reason=reason.label, reason_code=reason)
 
     async def durably(self, what: str, write: Callable[..., T], *args: Any) -> T:
-        """Run a short ORM write in the ORM's thread. A dropped connection (database restarting, network
-        blip) is closed and the write retried on a new one; if it keeps failing, StoreError with why.
-
-        Every write passed here is one transaction that re-checks its fence, so running it again after a
-        failure cannot record anything twice."""
-        for delay in (*DB_RETRY_DELAYS, None):
-            try:
-                return await database_sync_to_async(write)(*args)
-            except DB_ERRORS as error:
-                await database_sync_to_async(_close_connection)()
-                if delay is None:
-                    raise StoreError(f"the database is unavailable: {_first_line(error)}") from error
-                logger.warning("Run %s: %s failed (%s); retrying", self.run.pk, what, _first_line(error))
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+        """A fenced write of this run, retried across a dropped connection (see storage.durably)."""
+        return await durably(what, write, *args, run_id=self.run.pk)
 
     def _ours(self) -> QuerySet[BatchRun]:
         """The run while this worker holds it: the fence on every write (empty once another took over)."""
@@ -298,7 +270,7 @@ class RunRecorder(Hooks):
 
     def _write_counts(self, counts: dict[str, Any] | None) -> None:
         # When they were taken and the ETA change every time; the counts themselves mostly do not.
-        unchanged = counts is not None and self._written is not None and _same_counts(counts, self._written)
+        unchanged = counts is not None and self._written is not None and same_counts(counts, self._written)
         if counts is None or unchanged:
             return
         self._ours().update(**counts, heartbeat=timezone.now())
@@ -378,50 +350,6 @@ def _status_of(snapshot: Progress) -> str:
     return BatchRun.Status.WAITING_QUOTA if snapshot.paused_until else BatchRun.Status.RUNNING
 
 
-def run_counts(
-    snapshot: Progress, *, carried: Counters | None = None, at: datetime, stored: int | None = None
-) -> dict[str, Any]:
-    """The counts a run's row stores, the same ones its progress events carry. The wait seconds include
-    the current wait's elapsed part up to `at` (`counts_at`); pages count on from there. `stored` is the
-    recorder's own count of successes, which runs ahead of the scheduler's while images are stored."""
-    carried = carried or Counters()
-    eta = snapshot.eta_seconds
-    return {
-        "succeeded": carried.succeeded + (snapshot.succeeded if stored is None else stored),
-        "failed": snapshot.failed,
-        "requests": carried.requests + snapshot.requests,
-        "retries": carried.retries + snapshot.retries,
-        "quota_errors": carried.quota_errors + snapshot.quota_errors,
-        "quota_wait_seconds": carried.quota_wait_seconds + snapshot.quota_wait_seconds,
-        "pacing_seconds": carried.pacing_seconds + snapshot.pacing_seconds,
-        "counts_at": at,
-        "eta_at": None if eta is None else at + timedelta(seconds=eta),
-    }
-
-
-def _same_counts(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    moments = {"counts_at", "eta_at", "quota_wait_seconds", "pacing_seconds"}
-    return all(a[k] == b[k] for k in a if k not in moments)
-
-
-def progress_payload(
-    snapshot: Progress, *, skipped: int, counts: dict[str, Any], carried: Counters | None = None
-) -> dict[str, Any]:
-    """A run.progress event: the stored counts (times as ISO strings) and what only the live run knows."""
-    carried = carried or Counters()
-    eta = snapshot.eta_seconds
-    return {
-        "total": snapshot.total + skipped + carried.succeeded,
-        **{k: v.isoformat() if isinstance(v, datetime) else v for k, v in counts.items()},
-        "quota_wait_seconds": round(counts["quota_wait_seconds"], 1),
-        "pacing_seconds": round(counts["pacing_seconds"], 1),
-        "skipped": skipped,
-        "in_flight": snapshot.in_flight,
-        "concurrency": snapshot.concurrency,
-        "eta_seconds": None if eta is None else round(eta, 1),
-    }
-
-
 def _error_fields(error: BaseException | None) -> dict[str, Any]:
     if isinstance(error, ProviderError):
         return {
@@ -430,35 +358,3 @@ def _error_fields(error: BaseException | None) -> dict[str, Any]:
             "http_status": error.http_status,
         }
     return {"error_kind": "error", "error_message": str(error)[:2000]}
-
-
-def image_save(name: str, data: bytes) -> str:
-    """Store an image whole or not at all: a failed or short write leaves no file behind. Raises
-    StoreError, fatal when the media cannot take any image any more (disk full, read-only)."""
-    name = default_storage.get_available_name(name)
-    try:
-        saved = default_storage.save(name, ContentFile(data))
-        if default_storage.size(saved) != len(data):
-            image_delete(saved)
-            raise OSError(errno.EIO, "the stored image is incomplete")
-    except OSError as error:
-        image_delete(name)
-        label = FATAL_STORE_ERRNOS.get(error.errno)
-        raise StoreError(label or error.strerror or str(error), fatal=label is not None) from error
-    return saved
-
-
-def image_delete(name: str) -> None:
-    """Best effort: on a read-only or vanished media directory there is nothing left to undo."""
-    with contextlib.suppress(OSError):
-        default_storage.delete(name)
-
-
-def _close_connection() -> None:
-    # A connection that failed mid-use may be half-open: the next write must start on a fresh one.
-    with contextlib.suppress(Exception):
-        connection.close()
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

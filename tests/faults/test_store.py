@@ -11,7 +11,7 @@ from channels.db import database_sync_to_async
 from django.db import OperationalError
 
 from generation.models import BatchRun, GenerationAttempt
-from generation.runs import recorder as recorder_module
+from generation.runs import storage as storage_module
 from generation.runs.execution import run_execute
 from generation.runs.recorder import RunRecorder
 from projects import services as project_services
@@ -44,7 +44,7 @@ def failing_storage(settings):
 
 @pytest.fixture(autouse=True)
 def quick_db_retries(monkeypatch):
-    monkeypatch.setattr(recorder_module, "DB_RETRY_DELAYS", (0.01, 0.02), raising=False)
+    monkeypatch.setattr(storage_module, "DB_RETRY_DELAYS", (0.01, 0.02), raising=False)
 
 
 async def run_project(start, project, provider, events=None, **overrides):

@@ -1,0 +1,83 @@
+"""Durable writes for a run: ORM writes retried across a dropped database connection, and images stored
+whole or not at all."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from channels.db import database_sync_to_async
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import InterfaceError, OperationalError, connection
+
+from generation.engine.hooks import StoreError
+
+logger = logging.getLogger("generation.recorder")
+
+# A dropped connection or a database restarting is a blip: the write is retried on a new connection this
+# long (about 4 s in all) before the item fails with the reason. Longer and the run's lease lapses.
+DB_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
+DB_ERRORS = (OperationalError, InterfaceError)
+# No later image can be kept either: the run stops rather than spend quota on images it would lose.
+FATAL_STORE_ERRNOS = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only media",
+}
+
+T = TypeVar("T")
+
+
+async def durably(what: str, write: Callable[..., T], *args: Any, run_id: int) -> T:
+    """Run a short ORM write in the ORM's thread. A dropped connection (database restarting, network
+    blip) is closed and the write retried on a new one; if it keeps failing, StoreError with why.
+
+    Every write passed here is one transaction that re-checks its fence, so running it again after a
+    failure cannot record anything twice."""
+    for delay in (*DB_RETRY_DELAYS, None):
+        try:
+            return await database_sync_to_async(write)(*args)
+        except DB_ERRORS as error:
+            await database_sync_to_async(_close_connection)()
+            if delay is None:
+                raise StoreError(f"the database is unavailable: {_first_line(error)}") from error
+            logger.warning("Run %s: %s failed (%s); retrying", run_id, what, _first_line(error))
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def image_save(name: str, data: bytes) -> str:
+    """Store an image whole or not at all: a failed or short write leaves no file behind. Raises
+    StoreError, fatal when the media cannot take any image any more (disk full, read-only)."""
+    name = default_storage.get_available_name(name)
+    try:
+        saved = default_storage.save(name, ContentFile(data))
+        if default_storage.size(saved) != len(data):
+            image_delete(saved)
+            raise OSError(errno.EIO, "the stored image is incomplete")
+    except OSError as error:
+        image_delete(name)
+        label = FATAL_STORE_ERRNOS.get(error.errno)
+        raise StoreError(label or error.strerror or str(error), fatal=label is not None) from error
+    return saved
+
+
+def image_delete(name: str) -> None:
+    """Best effort: on a read-only or vanished media directory there is nothing left to undo."""
+    with contextlib.suppress(OSError):
+        default_storage.delete(name)
+
+
+def _close_connection() -> None:
+    # A connection that failed mid-use may be half-open: the next write must start on a fresh one.
+    with contextlib.suppress(Exception):
+        connection.close()
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
