@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from projects import export_views, studio_views, views
+from projects import character_views, export_views, member_views, studio_views, views
 
 urlpatterns = [
     path("", views.project_list, name="project_list"),
@@ -36,22 +36,26 @@ urlpatterns = [
         "projects/<int:project_id>/scenes/<int:scene_id>/notes/", studio_views.scene_notes, name="scene_notes"
     ),
     path("projects/<int:project_id>/scenes/<int:scene_id>/seed/", studio_views.scene_seed, name="scene_seed"),
-    path("projects/<int:project_id>/characters/", views.character_list, name="character_list"),
-    path("projects/<int:project_id>/characters/new/", views.character_edit, name="character_create"),
-    path("projects/<int:project_id>/characters/link/", views.characters_link, name="characters_link"),
+    path("projects/<int:project_id>/characters/", character_views.character_list, name="character_list"),
+    path(
+        "projects/<int:project_id>/characters/new/", character_views.character_edit, name="character_create"
+    ),
+    path(
+        "projects/<int:project_id>/characters/link/", character_views.characters_link, name="characters_link"
+    ),
     path(
         "projects/<int:project_id>/characters/<int:character_id>/",
-        views.character_edit,
+        character_views.character_edit,
         name="character_edit",
     ),
     path(
         "projects/<int:project_id>/characters/<int:character_id>/delete/",
-        views.character_delete,
+        character_views.character_delete,
         name="character_delete",
     ),
     path(
         "projects/<int:project_id>/characters/<int:character_id>/reference/",
-        views.character_reference,
+        character_views.character_reference,
         name="character_reference",
     ),
     path(
@@ -81,6 +85,8 @@ urlpatterns = [
         name="invitation_revoke",
     ),
     path("invite/<str:token>/", studio_views.invitation_open, name="invitation_open"),
-    path("projects/<int:project_id>/members/", views.member_list, name="member_list"),
-    path("projects/<int:project_id>/members/<int:member_id>/", views.member_update, name="member_update"),
+    path("projects/<int:project_id>/members/", member_views.member_list, name="member_list"),
+    path(
+        "projects/<int:project_id>/members/<int:member_id>/", member_views.member_update, name="member_update"
+    ),
 ]

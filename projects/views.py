@@ -27,9 +27,6 @@ from generation.services import missing_references
 from projects import services
 from projects.access import membership_for
 from projects.forms import (
-    CharacterForm,
-    MemberAddForm,
-    MemberRoleForm,
     ProjectForm,
     ProjectSettingsForm,
     SceneForm,
@@ -216,7 +213,7 @@ def scene_delete(request: HttpRequest, project_id: int, scene_id: int) -> HttpRe
     project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
     scene = get_object_or_404(Scene, pk=scene_id, project=project)
     if request.method != "POST":
-        return _confirm_delete(
+        return confirm_delete(
             request,
             project=project,
             what=f"scene {scene.position}",
@@ -233,7 +230,7 @@ def scene_delete(request: HttpRequest, project_id: int, scene_id: int) -> HttpRe
     return redirect(project)
 
 
-def _confirm_delete(
+def confirm_delete(
     request: HttpRequest, *, project: Project, what: str, consequence: str, cancel: str
 ) -> HttpResponse:
     context = {"project": project, "object": what, "consequence": consequence, "cancel_url": cancel}
@@ -324,151 +321,9 @@ def story_import(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 @login_required
-def characters_link(request: HttpRequest, project_id: int) -> HttpResponse:
-    """GET proposes the links found in the prompts; POST adds the ones confirmed."""
-    project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
-    if request.method == "POST":
-        added = services.project_links_apply(project=project, pairs=_pairs(request.POST.getlist("link")))
-        if added:
-            messages.success(request, f"Linked {count_noun(added, 'character appearance')}.")
-        else:
-            messages.info(request, "No links were added.")
-        return redirect(project)
-    proposals = services.project_links_propose(project=project)
-    count = sum(len(found) for _, found in proposals)
-    context = {"project": project, "proposals": proposals, "count": count}
-    return render(request, "projects/link_characters.html", context)
-
-
-def _pairs(values: list[str]) -> list[tuple[int, int]]:
-    """ "scene:character" ids from the proposal form; anything else is ignored."""
-    pairs = []
-    for value in values:
-        scene, _, character = value.partition(":")
-        if scene.isdigit() and character.isdigit():
-            pairs.append((int(scene), int(character)))
-    return pairs
-
-
-@login_required
-def character_list(request: HttpRequest, project_id: int) -> HttpResponse:
-    membership = membership_for(user=request.user, project_id=project_id)
-    project = membership.project
-    characters = project.characters.annotate(scene_count=Count("scenes"))
-    context = {
-        "project": project,
-        "membership": membership,
-        "characters": characters,
-        "can_edit": membership.allows(Role.EDITOR),
-    }
-    return render(request, "projects/character_list.html", context)
-
-
-@login_required
-def character_edit(request: HttpRequest, project_id: int, character_id: int | None = None) -> HttpResponse:
-    project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
-    character = get_object_or_404(Character, pk=character_id, project=project) if character_id else None
-    form = CharacterForm(request.POST or None, request.FILES or None, instance=character, project=project)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        saved = services.character_save(
-            project=project,
-            character=character,
-            name=data["name"],
-            aliases=data["aliases"],
-            description=data["description"],
-            reference=request.FILES.get("reference"),
-        )
-        messages.success(request, f"Saved {saved.name}.")
-        return redirect("character_list", project.pk)
-    return render(
-        request, "projects/character_form.html", {"form": form, "project": project, "character": character}
-    )
-
-
-@login_required
-def character_delete(request: HttpRequest, project_id: int, character_id: int) -> HttpResponse:
-    """GET asks first; POST deletes."""
-    project = membership_for(user=request.user, project_id=project_id, needs=Role.EDITOR).project
-    character = get_object_or_404(Character, pk=character_id, project=project)
-    if request.method != "POST":
-        scenes = character.scenes.count()
-        return _confirm_delete(
-            request,
-            project=project,
-            what=character.name,
-            consequence=f"{character.name} and the reference image are deleted and unlinked from "
-            f"{count_noun(scenes, 'scene')}; the scenes stay. This cannot be undone.",
-            cancel=reverse("character_edit", args=[project.pk, character.pk]),
-        )
-    services.character_delete(character=character)
-    messages.success(request, f"Deleted {character.name}.")
-    return redirect("character_list", project.pk)
-
-
-@login_required
-def member_list(request: HttpRequest, project_id: int) -> HttpResponse:
-    membership = membership_for(user=request.user, project_id=project_id)
-    project = membership.project
-    is_owner = membership.allows(Role.OWNER)
-    form = MemberAddForm(request.POST or None)
-    if request.method == "POST":
-        if not is_owner:
-            raise Http404("No such page")
-        if form.is_valid():
-            try:
-                added = services.member_add(project=project, **form.cleaned_data)
-            except ValidationError as exc:
-                form.add_error("username", exc)
-            else:
-                messages.success(request, f"Added {added.user.username} as {added.role}.")
-                return redirect("member_list", project.pk)
-    members = project.memberships.select_related("user")
-    context = {
-        "project": project,
-        "membership": membership,
-        "members": members,
-        "form": form,
-        "is_owner": is_owner,
-        "roles": Role.choices,
-    }
-    return render(request, "projects/member_list.html", context)
-
-
-@login_required
-@require_POST
-def member_update(request: HttpRequest, project_id: int, member_id: int) -> HttpResponse:
-    project = membership_for(user=request.user, project_id=project_id, needs=Role.OWNER).project
-    membership = get_object_or_404(Membership, pk=member_id, project=project)
-    try:
-        if request.POST.get("action") == "remove":
-            services.member_remove(membership=membership)
-            messages.success(request, f"Removed {membership.user.username}.")
-        else:
-            form = MemberRoleForm(request.POST)
-            if form.is_valid():
-                services.member_set_role(membership=membership, role=form.cleaned_data["role"])
-                messages.success(request, f"{membership.user.username} is now {membership.role}.")
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    return redirect("member_list", project.pk)
-
-
-@login_required
 def scene_image(request: HttpRequest, project_id: int, scene_id: int) -> HttpResponse | FileResponse:
     project = membership_for(user=request.user, project_id=project_id).project
     scene = get_object_or_404(Scene, pk=scene_id, project=project)
     if not scene.image:
         raise Http404("This scene has no image yet")
     return send_image(Path(scene.image.path), thumb="thumb" in request.GET)
-
-
-@login_required
-def character_reference(
-    request: HttpRequest, project_id: int, character_id: int
-) -> HttpResponse | FileResponse:
-    project = membership_for(user=request.user, project_id=project_id).project
-    character = get_object_or_404(Character, pk=character_id, project=project)
-    if not character.reference:
-        raise Http404("This character has no reference image")
-    return send_image(Path(character.reference.path), thumb="thumb" in request.GET)
