@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
-from projects import export
+from projects import contact_sheet, export
 from projects.access import membership_for
 from projects.images import harden_file_response
 from projects.models import Scene
@@ -55,7 +55,7 @@ def project_contact_sheet_page(request: HttpRequest, project_id: int) -> HttpRes
 def project_contact_sheet(request: HttpRequest, project_id: int) -> HttpResponse:
     project = membership_for(user=request.user, project_id=project_id).project
     try:
-        sheet = export.project_contact_sheet(project=project)
+        sheet = contact_sheet.project_contact_sheet(project=project)
     except export.NothingToExport as exc:
         messages.info(request, f"No contact sheet: {exc}")
         return redirect(project)
@@ -66,7 +66,7 @@ def _download(
     request: HttpRequest,
     chunks: Iterator[bytes],
     content_type: str,
-    named: export.ZipExport | export.ContactSheet,
+    named: export.ZipExport | contact_sheet.ContactSheet,
 ) -> StreamingHttpResponse:
     # Django's ASGI handler buffers a sync iterator whole (and the WSGI handler an async one), so hand each
     # handler the kind it streams.

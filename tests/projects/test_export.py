@@ -21,7 +21,7 @@ from django.utils import timezone
 from PIL import Image
 
 from generation.models import SceneVersion
-from projects import export, export_views, services
+from projects import contact_sheet, export, export_views, services
 from projects.models import Scene
 from tests.conftest import png_bytes
 
@@ -314,15 +314,15 @@ def test_the_contact_sheet_is_a_png_grid_with_empty_frames_for_missing_scenes(cl
     sheet = Image.open(io.BytesIO(body))
     # Four columns of 320 px with 16 px gutters; five scenes make two rows of 200 px image + 44 px caption.
     assert sheet.format == "PNG" and sheet.mode == "RGB"
-    assert sheet.size == (16 + 4 * (320 + 16), 16 + 2 * (244 + 16)) == export.sheet_size(5)
+    assert sheet.size == (16 + 4 * (320 + 16), 16 + 2 * (244 + 16)) == contact_sheet.sheet_size(5)
 
     def centre(index: int) -> tuple[int, int, int]:
         row, column = divmod(index, 4)
         return sheet.getpixel((16 + column * 336 + 160, 16 + row * 260 + 60))
 
     assert all(abs(a - b) < 12 for a, b in zip(centre(0), TEAL, strict=True))  # scene 1: its image
-    assert centre(2) == export.MAT  # scene 3: an empty frame
-    assert centre(4) == export.MAT  # scene 5 on the second row
+    assert centre(2) == contact_sheet.MAT  # scene 3: an empty frame
+    assert centre(4) == contact_sheet.MAT  # scene 5 on the second row
     assert sheet.getpixel((sheet.width - 5, 16 + 60)) == (255, 255, 255)  # no fifth column
 
 
@@ -332,7 +332,7 @@ def test_the_contact_sheet_draws_an_unreadable_image_as_an_empty_frame(client, t
     client.force_login(team.viewer)
     response = client.get(reverse("project_contact_sheet", args=[team.project.pk]))
     sheet = Image.open(io.BytesIO(b"".join(response.streaming_content)))
-    assert sheet.getpixel((16 + 160, 16 + 60)) == export.MAT
+    assert sheet.getpixel((16 + 160, 16 + 60)) == contact_sheet.MAT
 
 
 def test_a_project_without_scenes_gets_a_message_instead_of_a_sheet(client, team):
@@ -344,7 +344,7 @@ def test_a_project_without_scenes_gets_a_message_instead_of_a_sheet(client, team
 def test_the_png_stream_refuses_strips_that_do_not_add_up():
     strips = [Image.new("RGB", (10, 3), "white")]
     with pytest.raises(ValueError, match="3 rows, not 4"):
-        b"".join(export.png_stream(10, 4, strips))
+        b"".join(contact_sheet.png_stream(10, 4, strips))
 
 
 def test_the_export_date_is_the_local_day(team, storyboard, settings):

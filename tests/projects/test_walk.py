@@ -389,13 +389,13 @@ def test_a_non_member_gets_404_for_a_scenes_versions(client, team, scenes):
 
 
 def test_the_png_contact_sheet_marks_failed_and_stale_cells(team, scenes):
-    from projects import export
+    from projects import contact_sheet, export
 
     _image(scenes[0])
     _image(scenes[1], prompt="An earlier prompt")
     _image(scenes[2])
     Scene.objects.filter(pk=scenes[2].pk).mark_failed(reason="Timed out")
-    markers = [export.sheet_marker(row) for row in export.scene_rows(team.project)]
+    markers = [contact_sheet.sheet_marker(row) for row in export.scene_rows(team.project)]
     assert markers == ["", "PROMPT CHANGED", "LAST ATTEMPT FAILED", "", ""]
-    png = b"".join(export.project_contact_sheet(project=team.project).chunks)
+    png = b"".join(contact_sheet.project_contact_sheet(project=team.project).chunks)
     assert png.startswith(b"\x89PNG")
