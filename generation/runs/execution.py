@@ -31,6 +31,7 @@ from generation.live.events import wake_worker
 from generation.models import BatchRun, GenerationAttempt
 from generation.providers.base import ImageRequest, InvalidRequestError, Provider
 from generation.quota.registry import limiter_for
+from generation.runs.media import orphan_media_delete
 from generation.runs.providers import provider_for
 from generation.runs.recorder import RunRecorder
 from generation.runs.selectors import run_payload
@@ -328,8 +329,21 @@ class RunExecution:
             run_release_scenes(run_id=run.pk)
             # A parked run announces run.parked to webhooks (webhooks.services.PARKING_REASONS).
             webhook_run_finished(run=run, stop_reason=result.stop_reason)
+        self._delete_dead_workers_images()
         logger.info("Run %s %s: %s", run.pk, run.status, run.summary)
         return True
+
+    def _delete_dead_workers_images(self) -> None:
+        """A worker killed between saving an image and committing its row left the file behind. Only this
+        run writes the project's generated images now, and the dead worker's files are older than its lease
+        had to lapse before this one took over, so a file of that age no row points to is such an orphan."""
+        if self.run.started is None:
+            return
+        orphan_media_delete(
+            grace_seconds=BatchRun.LEASE_SECONDS,
+            project_id=self.run.project_id,
+            newer_than=self.run.started.timestamp(),
+        )
 
     def _park(self, result: RunResult) -> bool:
         """A spent per-day quota that resets parks the run until then, unowned, for a worker's scan to
