@@ -303,6 +303,9 @@ class SceneTarget(Target):
         Scene.objects.filter(pk=scene_id).mark_failed(reason=reason)
         webhook_run_event(run=self.run, event="scene.failed", scene_id=scene_id)
 
+    def claims(self, key: Hashable) -> bool:
+        return Scene.objects.filter(pk=item_of(key), claimed_by=self.run.pk).exists()
+
 
 @dataclass(frozen=True)
 class RequestRecord:
@@ -313,9 +316,6 @@ class RequestRecord:
     negative_prompt: str
     reference_hashes: list[str]
     style: Style
-
-    def claims(self, key: int) -> bool:
-        return Scene.objects.filter(pk=key, claimed_by=self.run.pk).exists()
 
 
 class CharacterTarget(Target):

@@ -153,3 +153,23 @@ async def test_a_blip_while_recording_the_attempt_is_retried_and_the_request_sen
     await database_sync_to_async(assert_counts_match_rows)(run)
     assert await database_sync_to_async(Scene.objects.filter(status="ready").count)() == 6
     assert await database_sync_to_async(BatchRun.objects.filter(status="completed").count)() == 1
+
+
+async def test_a_failure_the_database_was_down_for_is_written_when_the_run_ends(
+    project, start, monkeypatch, settings
+):
+    """The job_failed hook could not write Scene 3's failure; the run's end (the database back) must: the
+    scene ends failed with the provider's reason, not back in the queue with none."""
+
+    def down(self, key, reason, *counts):
+        raise OperationalError("the database system is shutting down")
+
+    monkeypatch.setattr(RunRecorder, "_failed_sync", down)
+    third = project.scenes.filter(position=3)
+    await database_sync_to_async(third.update)(prompt="Scene prompt 3 is forbidden")
+    run = await run_project(start, project, simulated(safety_word="forbidden"), **ONE_AT_A_TIME)
+    states = await database_sync_to_async(scene_states)(project)
+    assert states[2][0] == "failed", states[2]
+    assert states[2][1], "the failed scene says why"
+    assert [s for s, _ in states].count("ready") == 5
+    assert (run.status, run.succeeded, run.failed) == ("completed", 5, 1)
