@@ -9,16 +9,18 @@ so a worker that lost the run to another writes nothing more.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
 from django.db import transaction
-from django.db.models import Exists, F, QuerySet
+from django.db.models import Exists, F, QuerySet, Subquery
 from django.utils import timezone
 
 from generation.costs.meter import CostMeter
+from generation.costs.prices import AttemptCost
 from generation.engine.clock import Clock
 from generation.engine.config import EngineConfig
 from generation.engine.hooks import Hooks
@@ -71,6 +73,9 @@ class RunRecorder(Hooks):
         self.carried = Counters()
         self.seq = 0
         self.attempt_ids: dict[int, int] = {}
+        # A succeeded attempt's outcome, written with its image (job_succeeded), or with the failure when
+        # the image could not be stored (job_failed): one database trip per generated item, not two.
+        self._answered: dict[Hashable, _Answer] = {}
         self.handing_back = False  # set by RunExecution.hand_back: the stop is not the user's
         self.counts: Callable[[], Progress] | None = None
         self._written: dict[str, Any] | None = None
@@ -110,6 +115,9 @@ class RunRecorder(Hooks):
         lands wholly before this transaction (nothing is written) or after it commits."""
         if self._ours().select_for_update().exists():
             return True
+        return self._lost()
+
+    def _lost(self) -> bool:
         if self.on_lost is not None:
             self.on_lost("another worker holds the run now")
         return False
@@ -127,15 +135,27 @@ class RunRecorder(Hooks):
 
     def _attempt_started_sync(self, job: Job, attempt_no: int, counts: dict[str, Any] | None) -> bool:
         with transaction.atomic():
-            if self.target.gone(job.key):
+            held = self._lock_item(job.key, first=attempt_no == 1)
+            if held is None:
                 return False
-            held = self._attempt_row(job, attempt_no)
+            self._attempt_row(job, attempt_no)
             self._write_counts(counts)  # the request counts from the moment its row exists
             return held
 
-    def _attempt_row(self, job: Job, attempt_no: int) -> bool:
-        previous = self.attempt_ids.get(job.key) or self._last_failed_attempt(job.key)
-        self.attempt_ids.pop(job.key, None)
+    def _lock_item(self, key: Hashable, *, first: bool) -> bool | None:
+        """Lock the item's row for its attempt: None when the item is gone, else whether the run is still
+        ours. Marking an item started (its first request) locks the row as gone() would: only when that
+        matches nothing (the item gone, or the run lost) is there anything more to ask."""
+        if not first:
+            return None if self.target.gone(key) else True
+        if self.target.mark_started(key, fence=Exists(self._ours())):
+            return True
+        return None if self.target.gone(key) else False
+
+    def _attempt_row(self, job: Job, attempt_no: int) -> None:
+        # A retry in this run follows its previous attempt; a first one the item's last failed attempt,
+        # looked up inside the insert (this runs for every item's first request).
+        previous = self.attempt_ids.pop(job.key, None) or Subquery(self._last_failed_attempt(job.key))
         # No lock here, unlike the image: a row a lost worker writes after the takeover only stays
         # "running" until the new owner finishes the run, which marks it interrupted (see RunExecution).
         attempt = GenerationAttempt.objects.create(
@@ -150,21 +170,27 @@ class RunRecorder(Hooks):
             **self.target.attempt_record(job.key),
         )
         self.attempt_ids[job.key] = attempt.pk
-        if attempt_no == 1:
-            return self.target.mark_started(job.key, fence=Exists(self._ours()))
-        return True
 
-    def _last_failed_attempt(self, key: int) -> int | None:
+    def _last_failed_attempt(self, key: int) -> QuerySet[GenerationAttempt]:
         earlier = GenerationAttempt.objects.filter(
             **self.target.attempt_fields(key), status=GenerationAttempt.Status.FAILED
         )
-        return earlier.order_by("-started", "-pk").values_list("pk", flat=True).first()
+        return earlier.order_by("-started", "-pk").values("pk")[:1]
 
     async def attempt_finished(self, job, attempt_no, error, result, latency) -> None:
-        await self.durably("closing the attempt", self._attempt_finished_sync, job, error, result, latency)
+        if result is not None:
+            # Written with the image, in its transaction. A worker that loses the run in between leaves
+            # the row "running", for the new owner to mark interrupted (see RunExecution._finish).
+            self._answered[job.key] = _Answer(job, result, latency, timezone.now())
+            return
+        fields = await database_sync_to_async(self._outcome)(job, error, None, latency, timezone.now())
+        await self.durably("closing the attempt", self._close_attempt, job.key, fields)
 
-    def _attempt_finished_sync(self, job: Job, error, result: ImageResult | None, latency: float) -> None:
-        fields: dict[str, Any] = {"finished": timezone.now(), "latency_ms": max(0, round(latency * 1000))}
+    def _outcome(
+        self, job: Job, error, result: ImageResult | None, latency: float, finished: datetime
+    ) -> dict[str, Any]:
+        """The attempt row's closing fields; bills the attempt (once: a retried write reuses them)."""
+        fields: dict[str, Any] = {"finished": finished, "latency_ms": max(0, round(latency * 1000))}
         if result is not None:
             fields.update(status=GenerationAttempt.Status.SUCCEEDED, model=result.model or self.run.model)
         elif isinstance(error, Interrupted):
@@ -178,24 +204,36 @@ class RunRecorder(Hooks):
             fields.update(status=GenerationAttempt.Status.FAILED, **_error_fields(error))
         if isinstance(error, DailyQuotaError):
             self.daily_error = error
-        attempt_id = self.attempt_ids.get(job.key)
-        if attempt_id is not None and self.meter is not None:
-            fields.update(self._cost_fields(job, error, result))
-        if attempt_id is not None:  # None: the run was lost before this attempt's row was written
-            # Only a running attempt of a run we hold: a new owner may have marked it interrupted already.
-            GenerationAttempt.objects.filter(
-                Exists(self._ours()), pk=attempt_id, status=GenerationAttempt.Status.RUNNING
-            ).update(**fields)
+        # None: the run was lost before this attempt's row was written, so there is nothing to bill it on.
+        if self.attempt_ids.get(job.key) is not None and self.meter is not None:
+            cost = self.meter.attempt(job.request, result, error)
+            fields.update(cost=cost.cost, unpriced=cost.unpriced)
+            if cost.billed:  # added to the run's total with the row (budgets read it)
+                fields["billed"] = _run_cost(cost)
+        return fields
 
-    def _cost_fields(self, job: Job, error, result: ImageResult | None) -> dict[str, Any]:
-        """What the provider bills for this attempt, added to the run's total at once (budgets read it)."""
-        assert self.meter is not None
-        cost = self.meter.attempt(job.request, result, error)
-        if cost.billed:
-            self._ours().update(
-                cost=F("cost") + (cost.cost or 0), unpriced=F("unpriced") + int(cost.unpriced)
-            )
-        return {"cost": cost.cost, "unpriced": cost.unpriced}
+    def _close_attempt(self, key: Hashable, fields: dict[str, Any], *, billed: bool = True) -> None:
+        """Write an attempt's outcome and, unless the caller wrote it already, its cost to the run."""
+        attempt_id = self.attempt_ids.get(key)
+        if attempt_id is None:
+            return
+        fields = dict(fields)
+        run_fields = fields.pop("billed", None)
+        # Only a running attempt of a run we hold: a new owner may have marked it interrupted already.
+        GenerationAttempt.objects.filter(
+            Exists(self._ours()), pk=attempt_id, status=GenerationAttempt.Status.RUNNING
+        ).update(**fields)
+        if run_fields and billed:
+            self._ours().update(**run_fields)
+
+    def _answer_fields(self, key: Hashable) -> dict[str, Any] | None:
+        """The closing fields of the item's succeeded attempt not written yet, worked out once."""
+        answer = self._answered.get(key)
+        if answer is None:
+            return None
+        if answer.fields is None:
+            answer.fields = self._outcome(answer.job, None, answer.result, answer.latency, answer.finished)
+        return answer.fields
 
     async def job_succeeded(self, job: Job, result: ImageResult, attempts: int) -> None:
         # Stored first: a crash before the row commits leaves an orphan file (cleanup_media deletes it),
@@ -224,12 +262,17 @@ class RunRecorder(Hooks):
         )
 
     def _succeeded_sync(self, success: Success, counts: dict[str, Any] | None) -> bool:
+        key = success.job.key
+        answer = self._answer_fields(key)
         with transaction.atomic():
-            if not self.still_held() or self.target.gone(success.job.key):
+            # With the item's row: a reload never shows fewer than the events.
+            if not self._hold(counts, billed=(answer or {}).get("billed")):
                 return False
-            self.target.record_success(success)
-            self._write_counts(counts)  # with the item's row: a reload never shows fewer than the events
-        return True
+            if answer is not None:
+                self._close_attempt(key, answer, billed=False)
+            recorded = self.target.record_success(success)
+        self._answered.pop(key, None)
+        return recorded
 
     async def job_failed(self, job: Job, error: ProviderError, attempts: int) -> None:
         reason = error.message if isinstance(error, ProviderError) else redact(str(error))
@@ -247,11 +290,17 @@ class RunRecorder(Hooks):
         )
 
     def _failed_sync(self, key: int, reason: str, counts: dict[str, Any] | None) -> bool:
+        answer = self._answer_fields(key)  # an image came, but could not be stored
         with transaction.atomic():
-            if not self.still_held() or self.target.gone(key):
+            if not self.still_held():
+                return False
+            if answer is not None:
+                self._close_attempt(key, answer)
+            if self.target.gone(key):
                 return False
             self.target.record_failure(key, reason)
             self._write_counts(counts)
+        self._answered.pop(key, None)
         return True
 
     def _counts(self) -> dict[str, Any] | None:
@@ -269,12 +318,29 @@ class RunRecorder(Hooks):
         return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in self._written.items()}
 
     def _write_counts(self, counts: dict[str, Any] | None) -> None:
+        if self._counts_changed(counts):
+            self._ours().update(**counts, heartbeat=timezone.now())
+            self._written = counts
+
+    def _counts_changed(self, counts: dict[str, Any] | None) -> bool:
         # When they were taken and the ETA change every time; the counts themselves mostly do not.
-        unchanged = counts is not None and self._written is not None and same_counts(counts, self._written)
-        if counts is None or unchanged:
-            return
-        self._ours().update(**counts, heartbeat=timezone.now())
-        self._written = counts
+        if counts is None:
+            return False
+        return self._written is None or not same_counts(counts, self._written)
+
+    def _hold(self, counts: dict[str, Any] | None, *, billed: dict[str, Any] | None) -> bool:
+        """Inside a transaction: as still_held(), with the same statement writing the run's counts and
+        adding an attempt's cost (an update locks the row as select_for_update does)."""
+        fields = {**(billed or {})}
+        if self._counts_changed(counts):
+            fields.update(counts, heartbeat=timezone.now())
+        if not fields:
+            return self.still_held()
+        if not self._ours().update(**fields):
+            return self._lost()
+        if "counts_at" in fields:
+            self._written = counts
+        return True
 
     async def quota_wait(self, seconds: float, until: float, wait_no: int, error: QuotaError) -> None:
         resume_at = timezone.now() + timedelta(seconds=seconds)
@@ -350,6 +416,11 @@ def _status_of(snapshot: Progress) -> str:
     return BatchRun.Status.WAITING_QUOTA if snapshot.paused_until else BatchRun.Status.RUNNING
 
 
+def _run_cost(cost: AttemptCost) -> dict[str, Any]:
+    """An attempt's cost as an addition to its run's totals."""
+    return {"cost": F("cost") + (cost.cost or 0), "unpriced": F("unpriced") + int(cost.unpriced)}
+
+
 def _error_fields(error: BaseException | None) -> dict[str, Any]:
     if isinstance(error, ProviderError):
         return {
@@ -358,3 +429,14 @@ def _error_fields(error: BaseException | None) -> dict[str, Any]:
             "http_status": error.http_status,
         }
     return {"error_kind": "error", "error_message": str(error)[:2000]}
+
+
+@dataclass
+class _Answer:
+    """A succeeded request, until its outcome is written with the image (or the failure to store it)."""
+
+    job: Job
+    result: ImageResult
+    latency: float
+    finished: datetime
+    fields: dict[str, Any] | None = None

@@ -114,8 +114,9 @@ class Target:
         """The item's first request is about to go; False when the fence no longer holds."""
         return True
 
-    def record_success(self, success: Success) -> None:
-        """Inside the fenced transaction: point the item at its new image."""
+    def record_success(self, success: Success) -> bool:
+        """Inside the fenced transaction: point the item at its new image; False when the item is gone
+        (which this finds out as gone() would, locking its row)."""
         raise NotImplementedError
 
     def record_failure(self, key: int, reason: str) -> None:
@@ -267,10 +268,10 @@ class SceneTarget(Target):
         waiting.discard(key)
         return not waiting
 
-    def record_success(self, success: Success) -> None:
+    def record_success(self, success: Success) -> bool:
         job, result = success.job, success.result
         record = self.requests.get(job.key)
-        scene_version_add(
+        version = scene_version_add(
             scene_id=item_of(job.key),
             image=success.image,
             attempt_id=success.attempt_id,
@@ -285,8 +286,11 @@ class SceneTarget(Target):
             reference_hashes=record.reference_hashes if record else [],
             candidate=job.key.index if isinstance(job.key, Candidate) else 1,
         )
+        if version is None:  # deleted, or replaced by an import, during the run
+            return False
         Scene.objects.filter(pk=item_of(job.key)).mark_ready(image=success.image, release=self._last(job.key))
         webhook_run_event(run=self.run, event="scene.ready", scene_id=item_of(job.key))
+        return True
 
     def record_failure(self, key: Hashable, reason: str) -> None:
         scene_id = item_of(key)
@@ -346,12 +350,13 @@ class CharacterTarget(Target):
             plan.jobs.append(Job(key=character.pk, request=request, label=character.name))
         return plan
 
-    def record_success(self, success: Success) -> None:
+    def record_success(self, success: Success) -> bool:
         characters: QuerySet[Character] = Character.objects.filter(pk=success.job.key)
         old = characters.values_list("reference", flat=True).first()
         characters.update(reference=success.image, updated=timezone.now())
         if old:
             transaction.on_commit(lambda: default_storage.delete(old))
+        return True
 
 
 TARGETS: dict[str, type[Target]] = {

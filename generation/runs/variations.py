@@ -131,7 +131,7 @@ def scene_version_import(
     seed: int | None,
     prompt: str,
     reference_hashes: list[str],
-) -> SceneVersion:
+) -> SceneVersion | None:
     """A version for an image brought in from an export: what made it, as the export recorded it."""
     return scene_version_add(
         scene_id=scene_id,

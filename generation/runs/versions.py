@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.db import models
+from django.db.models import OuterRef, Subquery
 
 from generation.models import SceneVersion
 from projects.models import Scene
@@ -25,17 +25,23 @@ def scene_version_add(
     negative_prompt: str = "",
     reference_hashes: Sequence[str] = (),
     candidate: int = 1,
-) -> SceneVersion:
-    """Record a new image of a scene. An image that predates versions is kept as a version first."""
-    scene = Scene.objects.select_for_update().get(pk=scene_id)
-    versions = SceneVersion.objects.filter(scene=scene)
-    if scene.image and not versions.filter(image=scene.image.name).exists():
-        SceneVersion.objects.create(
-            scene=scene, number=_next_version(scene), image=scene.image.name, prompt=scene.prompt
-        )
+) -> SceneVersion | None:
+    """Record a new image of a scene (None when the scene is gone). An image that predates versions is
+    kept as a version first.
+
+    One query locks the scene and reads its last version's number: this runs for every generated image."""
+    last = SceneVersion.objects.filter(scene=OuterRef("pk")).order_by("-number").values("number")[:1]
+    scenes = Scene.objects.select_for_update().only("image", "prompt").annotate(last_number=Subquery(last))
+    scene = scenes.filter(pk=scene_id).first()
+    if scene is None:
+        return None
+    number = scene.last_number or 0
+    if scene.image and not SceneVersion.objects.filter(scene=scene, image=scene.image.name).exists():
+        number += 1
+        SceneVersion.objects.create(scene=scene, number=number, image=scene.image.name, prompt=scene.prompt)
     return SceneVersion.objects.create(
         scene=scene,
-        number=_next_version(scene),
+        number=number + 1,
         image=image,
         attempt_id=attempt_id,
         provider=provider,
@@ -49,11 +55,6 @@ def scene_version_add(
         reference_hashes=list(reference_hashes),
         candidate=candidate,
     )
-
-
-def _next_version(scene: Scene) -> int:
-    last = SceneVersion.objects.filter(scene=scene).aggregate(m=models.Max("number"))["m"]
-    return (last or 0) + 1
 
 
 def scene_version_make_current(*, version: SceneVersion) -> Scene:
