@@ -18,9 +18,11 @@ def worker_heartbeat_write(*, worker: str, runs: int = 0) -> None:
     WorkerHeartbeat.objects.filter(seen__lt=now - FORGET_AFTER).delete()
 
 
-def workers_fresh(*, seconds: float | None = None) -> int:
+def workers_fresh(*, seconds: float | None = None, exclude: str = "") -> int:
+    """Workers whose heartbeat is recent, but for `exclude` (a worker asking about the others)."""
     seconds = settings.WORKER_FRESH_SECONDS if seconds is None else seconds
-    return WorkerHeartbeat.objects.filter(seen__gte=timezone.now() - timedelta(seconds=seconds)).count()
+    fresh = WorkerHeartbeat.objects.filter(seen__gte=timezone.now() - timedelta(seconds=seconds))
+    return fresh.exclude(worker=exclude).count()
 
 
 async def worker_heartbeat(*, worker: str, runs: int = 0) -> None:

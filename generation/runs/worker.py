@@ -23,7 +23,7 @@ from channels.worker import Worker
 
 from generation.runs import media, selectors, services
 from generation.runs.execution import RunExecution, run_execute
-from ops.services import worker_heartbeat
+from ops.services import worker_heartbeat, workers_fresh
 from webhooks.deliver import webhooks_deliver_forever
 
 logger = logging.getLogger("generation.worker")
@@ -32,6 +32,9 @@ SCAN_SECONDS = 5.0
 # Every worker hears every wake-up; one busy with runs (or claiming one) waits this long per run before
 # claiming, so an idle worker takes the new run and runs spread over the workers.
 CLAIM_DELAY_PER_RUN = 0.2
+# How long the answer to "is another worker alive?" (its heartbeat fresh) is kept: a burst of wake-ups asks
+# once. With none alive a worker claims at once, since waiting would only delay every run after the first.
+OTHERS_CHECK_SECONDS = 2.0
 # On top of the runs' grace period, for the last images to be stored and the runs handed back.
 SHUTDOWN_MARGIN_SECONDS = 10.0
 
@@ -49,6 +52,8 @@ class Supervisor:
         self.load_changed = asyncio.Event()
         self.tasks: dict[int, asyncio.Task] = {}
         self.shutting_down = False
+        self._others: tuple[float, bool] | None = None  # (when asked, whether another worker is alive)
+        self._others_lock = asyncio.Lock()
 
     def wake(self, run_id: int) -> None:
         if self.shutting_down:
@@ -94,11 +99,25 @@ class Supervisor:
         the first run is idle again, and takes the next one first."""
         loop = asyncio.get_running_loop()
         woken = loop.time()
+        if not await self._others_alive():
+            return
         while (wait := self._claim_delay() - (loop.time() - woken)) > 0:
             self.load_changed.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self.load_changed.wait()
+
+    async def _others_alive(self) -> bool:
+        loop = asyncio.get_running_loop()
+        async with self._others_lock:
+            if self._others is None or loop.time() - self._others[0] > OTHERS_CHECK_SECONDS:
+                try:
+                    others = await database_sync_to_async(workers_fresh)(exclude=self.worker_id)
+                except Exception:
+                    logger.exception("Could not tell whether other workers are alive; assuming so")
+                    others = 1
+                self._others = (loop.time(), others > 0)
+            return self._others[1]
 
     def _claim_delay(self) -> float:
         return CLAIM_DELAY_PER_RUN * (len(self.executions) + len(self.claiming))

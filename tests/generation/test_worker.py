@@ -14,6 +14,7 @@ from generation.runs import execution
 from generation.runs import providers as factory
 from generation.runs import worker as worker_module
 from generation.runs.worker import GenerationConsumer, StudioWorker, Supervisor
+from ops.services import worker_heartbeat_write
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -86,3 +87,56 @@ def test_studioworker_runs_the_studio_worker_on_the_generation_channel_by_defaul
     # The old name keeps working for existing deploys (generation comes before channels in INSTALLED_APPS).
     runworker = load_command_class(get_commands()["runworker"], "runworker")
     assert runworker.worker_class is StudioWorker
+
+
+class _Held:
+    """Stands in for a run's execution while the fake run_execute holds the run."""
+
+    def hand_back(self) -> None:
+        pass
+
+
+@pytest.fixture
+def claims(monkeypatch):
+    """run_execute replaced by one that only claims: the ids in the order the worker claimed them."""
+    claimed: list[int] = []
+
+    async def claim(*, run_id, worker, on_start):
+        on_start(_Held())
+        claimed.append(run_id)
+        await asyncio.sleep(30)
+
+    monkeypatch.setattr(worker_module, "run_execute", claim)
+    monkeypatch.setattr(worker_module, "CLAIM_DELAY_PER_RUN", 30.0)
+    return claimed
+
+
+async def _woken(supervisor, runs, seconds: float = 0.5) -> None:
+    for run_id in runs:
+        supervisor.wake(run_id)
+    await asyncio.sleep(seconds)
+
+
+async def test_a_worker_alone_claims_every_woken_run_at_once(supervisor, claims):
+    """Waiting only lets another worker take the run first: with none alive it is pure delay (ten
+    projects starting at once waited up to 1.8 s for one worker to take the last run)."""
+    try:
+        await _woken(supervisor, [1, 2, 3])
+        assert sorted(claims) == [1, 2, 3]
+    finally:
+        await supervisor_cancel(supervisor)
+
+
+async def test_a_busy_worker_leaves_a_woken_run_to_another_live_worker(supervisor, claims):
+    await database_sync_to_async(worker_heartbeat_write)(worker="other-host-1", runs=0)
+    try:
+        await _woken(supervisor, [1, 2])
+        assert claims == [1] or claims == [2]
+    finally:
+        await supervisor_cancel(supervisor)
+
+
+async def supervisor_cancel(supervisor) -> None:
+    for task in list(supervisor.tasks.values()):
+        task.cancel()
+    await asyncio.gather(*supervisor.tasks.values(), return_exceptions=True)
