@@ -10,27 +10,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
 from django.db import transaction
-from django.db.models import Exists, F, QuerySet, Subquery
+from django.db.models import Exists, QuerySet, Subquery
 from django.utils import timezone
 
 from generation.costs.meter import CostMeter
-from generation.costs.prices import AttemptCost
 from generation.engine.clock import Clock
 from generation.engine.config import EngineConfig
 from generation.engine.hooks import Hooks
 from generation.engine.jobs import Counters, Job, Progress, StopReason
-from generation.engine.scheduler import Interrupted
 from generation.live.events import send_event
 from generation.models import BatchRun, GenerationAttempt
 from generation.providers.base import DailyQuotaError, ImageResult, ProviderError, QuotaError
 from generation.providers.redact import redact
 from generation.runs.counts import progress_payload, run_counts, same_counts
+from generation.runs.outcomes import Answer, attempt_outcome, run_cost
 from generation.runs.storage import durably, image_delete, image_save
 from generation.runs.targets import Plan, Success, Target, item_payload, target_for
 from ops.logs import bind_log_context
@@ -39,8 +37,6 @@ from projects.models import SkipReason
 # What "Stopping: …" says after someone pressed Stop (the engine's own message is the run's reason).
 STOP_REQUESTED = "no new requests; images already being generated may still arrive"
 PROGRESS_WRITE_SECONDS = 1.0
-# The engine's words for an attempt it closed before sending its request (see Scheduler._record_attempt).
-NOT_SENT_MESSAGE = "Stopped before the request was sent"
 
 T = TypeVar("T")
 
@@ -75,7 +71,7 @@ class RunRecorder(Hooks):
         self.attempt_ids: dict[int, int] = {}
         # A succeeded attempt's outcome, written with its image (job_succeeded), or with the failure when
         # the image could not be stored (job_failed): one database trip per generated item, not two.
-        self._answered: dict[Hashable, _Answer] = {}
+        self._answered: dict[Hashable, Answer] = {}
         self.handing_back = False  # set by RunExecution.hand_back: the stop is not the user's
         self.counts: Callable[[], Progress] | None = None
         self._written: dict[str, Any] | None = None
@@ -181,7 +177,7 @@ class RunRecorder(Hooks):
         if result is not None:
             # Written with the image, in its transaction. A worker that loses the run in between leaves
             # the row "running", for the new owner to mark interrupted (see RunExecution._finish).
-            self._answered[job.key] = _Answer(job, result, latency, timezone.now())
+            self._answered[job.key] = Answer(job, result, latency, timezone.now())
             return
         fields = await database_sync_to_async(self._outcome)(job, error, None, latency, timezone.now())
         await self.durably("closing the attempt", self._close_attempt, job.key, fields)
@@ -190,18 +186,9 @@ class RunRecorder(Hooks):
         self, job: Job, error, result: ImageResult | None, latency: float, finished: datetime
     ) -> dict[str, Any]:
         """The attempt row's closing fields; bills the attempt (once: a retried write reuses them)."""
-        fields: dict[str, Any] = {"finished": finished, "latency_ms": max(0, round(latency * 1000))}
-        if result is not None:
-            fields.update(status=GenerationAttempt.Status.SUCCEEDED, model=result.model or self.run.model)
-        elif isinstance(error, Interrupted):
-            # "not_sent": the row exists but no request went out, so it is not counted as one.
-            fields.update(
-                status=GenerationAttempt.Status.INTERRUPTED,
-                error_kind="not_sent" if str(error) == NOT_SENT_MESSAGE else "interrupted",
-                error_message=str(error),
-            )
-        else:
-            fields.update(status=GenerationAttempt.Status.FAILED, **_error_fields(error))
+        fields = attempt_outcome(
+            error=error, result=result, latency=latency, finished=finished, model=self.run.model
+        )
         if isinstance(error, DailyQuotaError):
             self.daily_error = error
         # None: the run was lost before this attempt's row was written, so there is nothing to bill it on.
@@ -209,7 +196,7 @@ class RunRecorder(Hooks):
             cost = self.meter.attempt(job.request, result, error)
             fields.update(cost=cost.cost, unpriced=cost.unpriced)
             if cost.billed:  # added to the run's total with the row (budgets read it)
-                fields["billed"] = _run_cost(cost)
+                fields["billed"] = run_cost(cost)
         return fields
 
     def _close_attempt(self, key: Hashable, fields: dict[str, Any], *, billed: bool = True) -> None:
@@ -414,29 +401,3 @@ class RunRecorder(Hooks):
 
 def _status_of(snapshot: Progress) -> str:
     return BatchRun.Status.WAITING_QUOTA if snapshot.paused_until else BatchRun.Status.RUNNING
-
-
-def _run_cost(cost: AttemptCost) -> dict[str, Any]:
-    """An attempt's cost as an addition to its run's totals."""
-    return {"cost": F("cost") + (cost.cost or 0), "unpriced": F("unpriced") + int(cost.unpriced)}
-
-
-def _error_fields(error: BaseException | None) -> dict[str, Any]:
-    if isinstance(error, ProviderError):
-        return {
-            "error_kind": error.kind,
-            "error_message": error.message[:2000],
-            "http_status": error.http_status,
-        }
-    return {"error_kind": "error", "error_message": str(error)[:2000]}
-
-
-@dataclass
-class _Answer:
-    """A succeeded request, until its outcome is written with the image (or the failure to store it)."""
-
-    job: Job
-    result: ImageResult
-    latency: float
-    finished: datetime
-    fields: dict[str, Any] | None = None
