@@ -62,6 +62,15 @@ TEAM_LATENCY = 3.0
 CPU_TARGET_MS = 5.0
 SLOWDOWN_TARGET = 1.2
 
+# Production settings, as a deploy runs the studio (docs/deploy.md): DEBUG on records and formats every
+# SQL statement, about a tenth of a worker's CPU. Plain HTTP on loopback, so no redirect to HTTPS.
+PRODUCTION = {
+    "DEBUG": "0",
+    "SECRET_KEY": "bench-only-secret-key-not-for-any-deploy-0123456789",
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "SECURE_SSL_REDIRECT": "0",
+}
+
 # Read through Django in the cluster's environment, so SQLite and PostgreSQL are read alike.
 REPORT = """
 import json
@@ -178,12 +187,12 @@ def _rounds(name: str, root: Path, one_round) -> dict:
 
 def _sqlite(root: Path) -> dict:
     template = root / "template.sqlite3"
-    Cluster(root, database_url=f"sqlite:///{template}", redis_url=None, env={}).migrate()
+    Cluster(root, database_url=f"sqlite:///{template}", redis_url=None, env=PRODUCTION).migrate()
 
     def one_round(workdir: Path, number: int) -> dict:
         shutil.copy(template, workdir / "db.sqlite3")
         url = f"sqlite:///{workdir / 'db.sqlite3'}"
-        return measure(workdir, workers=1, database_url=url, redis_url=None, env={})
+        return measure(workdir, workers=1, database_url=url, redis_url=None, env=PRODUCTION)
 
     return _rounds("sqlite_1", root, one_round)
 
@@ -199,7 +208,7 @@ def _postgres(root: Path, redis: RedisServer, postgres: PostgresServer, workers:
             workers=workers,
             database_url=url,
             redis_url=redis.url,
-            env={},
+            env=PRODUCTION,
             database_pid=postmaster_pid(postgres),
         )
 
@@ -214,7 +223,7 @@ def _team_round(
     workdir: Path, *, projects: int, workers: int, database_url: str, redis_url: str
 ) -> list[float]:
     """Seconds from created to finished of each of `projects` runs started at once."""
-    cluster = Cluster(workdir, database_url=database_url, redis_url=redis_url, env={})
+    cluster = Cluster(workdir, database_url=database_url, redis_url=redis_url, env=PRODUCTION)
     try:
         cluster.start_fake_provider("--latency", str(TEAM_LATENCY))
         cluster.start(workers=workers)
@@ -257,7 +266,7 @@ def main() -> None:
         redis, postgres = RedisServer.start(), PostgresServer.start(crash_safe=True)
         try:
             template = postgres.create_database("template")
-            Cluster(root, database_url=template, redis_url=None, env={}).migrate()
+            Cluster(root, database_url=template, redis_url=None, env=PRODUCTION).migrate()
             for workers in (1, 2):
                 results[f"postgres_{workers}"] = _postgres(root, redis, postgres, workers)
             teams = _teams(root, redis, postgres)
@@ -280,6 +289,7 @@ def main() -> None:
         "sqlite": "WAL, synchronous=NORMAL; in-memory channel layer",
         "postgres": "synchronous_commit=off, fsync on; Redis channel layer and limiter",
         "connections": "persistent (DB_CONN_MAX_AGE default)",
+        "settings": "production: DEBUG off (see PRODUCTION)",
         "cpu": "workers, one Daphne and the PostgreSQL server (SQLite runs inside the worker); not the "
         "fake provider (measured apart below: it is the provider, not the studio), Redis, or the bench's "
         "own status polls' client side",
