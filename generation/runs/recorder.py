@@ -307,7 +307,7 @@ class RunRecorder(Hooks):
     def _write_counts(self, counts: dict[str, Any] | None) -> None:
         if self._counts_changed(counts):
             self._ours().update(**counts, heartbeat=timezone.now())
-            self._written = counts
+            self._written_on_commit(counts)
 
     def _counts_changed(self, counts: dict[str, Any] | None) -> bool:
         # When they were taken and the ETA change every time; the counts themselves mostly do not.
@@ -326,8 +326,17 @@ class RunRecorder(Hooks):
         if not self._ours().update(**fields):
             return self._lost()
         if "counts_at" in fields:
-            self._written = counts
+            self._written_on_commit(counts)
         return True
+
+    def _written_on_commit(self, counts: dict[str, Any]) -> None:
+        """What the row holds from the moment the write commits (at once outside a transaction). Not
+        before: a transaction the database drops is retried, and must write the counts again."""
+
+        def written() -> None:
+            self._written = counts
+
+        transaction.on_commit(written)
 
     async def quota_wait(self, seconds: float, until: float, wait_no: int, error: QuotaError) -> None:
         resume_at = timezone.now() + timedelta(seconds=seconds)

@@ -14,6 +14,7 @@ from generation.models import BatchRun, GenerationAttempt
 from generation.runs import storage as storage_module
 from generation.runs.execution import run_execute
 from generation.runs.recorder import RunRecorder
+from generation.runs.targets import SceneTarget
 from projects import services as project_services
 from projects.models import Scene
 from tests.faults.checks import assert_counts_match_rows, assert_nothing_lost
@@ -173,3 +174,32 @@ async def test_a_failure_the_database_was_down_for_is_written_when_the_run_ends(
     assert states[2][1], "the failed scene says why"
     assert [s for s, _ in states].count("ready") == 5
     assert (run.status, run.succeeded, run.failed) == ("completed", 5, 1)
+
+
+async def test_counts_a_failed_commit_rolled_back_are_written_again_by_its_retry(
+    project, start, monkeypatch, settings
+):
+    """The database drops the last image's transaction after the run's counts were written in it; the
+    retry must write them again, so no event shows more than a reload of the row would."""
+    real_record, failures = SceneTarget.record_success, iter([True])
+
+    def dropped_after_the_counts(self, success):
+        recorded = real_record(self, success)
+        if success.job.request.prompt == "Scene prompt 6" and next(failures, False):
+            raise OperationalError("server closed the connection unexpectedly")
+        return recorded
+
+    real_publish, seen = RunRecorder.publish, []
+
+    async def publish(self, event_type, **payload):
+        if event_type == "scene.succeeded":
+            row = await database_sync_to_async(BatchRun.objects.values("succeeded").get)(pk=self.run.pk)
+            seen.append((payload["item"]["position"], payload["counts"]["succeeded"], row["succeeded"]))
+        await real_publish(self, event_type, **payload)
+
+    monkeypatch.setattr(SceneTarget, "record_success", dropped_after_the_counts)
+    monkeypatch.setattr(RunRecorder, "publish", publish)
+    run = await run_project(start, project, simulated(), **ONE_AT_A_TIME)
+    assert (run.status, run.succeeded) == ("completed", 6)
+    assert sorted(position for position, _, _ in seen) == [1, 2, 3, 4, 5, 6]
+    assert all(shown <= stored for _, shown, stored in seen), f"(scene, shown, stored): {seen}"
