@@ -99,8 +99,8 @@ class Supervisor:
         the first run is idle again, and takes the next one first."""
         loop = asyncio.get_running_loop()
         woken = loop.time()
-        if not await self._others_alive():
-            return
+        if self._claim_delay() > 0 and not await self._others_alive():
+            return  # nobody else would take the run: waiting would only delay it
         while (wait := self._claim_delay() - (loop.time() - woken)) > 0:
             self.load_changed.clear()
             with contextlib.suppress(TimeoutError):
