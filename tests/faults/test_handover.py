@@ -166,7 +166,10 @@ async def test_counters_after_a_takeover_equal_the_requests_really_sent(project,
     claimed = await database_sync_to_async(services.run_claim)(run_id=run.pk, worker="a")
     first = Stalling(answers=4)
     dying = asyncio.create_task(RunExecution(claimed, provider=first, worker="a").execute())
-    await wait_until(lambda: GenerationAttempt.objects.filter(status="running").count() == 3)
+    # Killed with three requests hanging and the four answered ones recorded (an answered attempt stays
+    # "running" until its image is stored with it).
+    succeeded = GenerationAttempt.objects.filter(status="succeeded")
+    await wait_until(lambda: first.sent == 7 and succeeded.count() == 4)
     dying.cancel()  # kill -9: its last progress write is up to a second old
 
     stale = timezone.now() - timedelta(seconds=services.LEASE_SECONDS + 1)
