@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth import get_user_model
 from PIL import Image
 
+from generation.fakeprovider import FakeConfig, FakeProviderServer
 from projects import services
 from projects.models import Membership, Project, Role, Scene
 
@@ -23,6 +25,13 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def _media_in_tmp(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeProviderServer]:
+    """The fake provider server on loopback (every wire format), seeded for repeatable images."""
+    async with FakeProviderServer(FakeConfig(seed=7)) as server:
+        yield server
 
 
 def png_bytes(size: tuple[int, int] = (64, 48), color: str = "teal") -> bytes:

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from generation.fakeprovider import FakeConfig, FakeProviderServer
+from generation.fakeprovider import FakeProviderServer
 from generation.providers.gemini import GeminiProvider
 from generation.providers.http import make_client
 from generation.providers.openai import OpenAIProvider
 from projects import services as project_services
-from tests.generation.conftest import FAST, simulated  # noqa: F401  (re-exported for the tests)
+from tests.generation.conftest import FAST, fast_simulated, simulated  # noqa: F401  (re-exported)
 
 
 @pytest.fixture(autouse=True)
@@ -24,12 +24,6 @@ def published_prices(request):
 
         request.getfixturevalue("_django_db_helper")
         prices_seed(Price)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeProviderServer]:
-    async with FakeProviderServer(FakeConfig(seed=7)) as server:
-        yield server
 
 
 @pytest.fixture

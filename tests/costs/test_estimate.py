@@ -17,16 +17,7 @@ from generation.providers.simulated import SimulatedProvider
 from generation.runs import providers as factory
 from projects import services as project_services
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def fast_simulated(settings):
-    factory.provider_cache_clear()
-    settings.GENERATION_PROVIDERS = {**settings.GENERATION_PROVIDERS, "simulated": {"latency": 0.001}}
-    settings.GENERATION_ENGINE = {**settings.GENERATION_ENGINE, "backoff_base": 0.001, "jitter": 0.0}
-    yield
-    factory.provider_cache_clear()
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_simulated")]
 
 
 @pytest.fixture

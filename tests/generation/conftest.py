@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.core.files.base import ContentFile
+from django.core.management import call_command
 
 from generation.providers.simulated import SimulatedProvider
+from generation.runs import providers as factory
 from generation.runs import services
 from projects import services as project_services
 from tests.conftest import png_bytes
@@ -41,3 +45,20 @@ def start(team):
 
 def simulated(**settings) -> SimulatedProvider:
     return SimulatedProvider(**{"latency": 0.01, **settings})
+
+
+@pytest.fixture
+def fast_simulated(settings):
+    """The simulated provider and the engine's backoff made near-instant, for runs a command starts."""
+    factory.provider_cache_clear()
+    settings.GENERATION_PROVIDERS = {**settings.GENERATION_PROVIDERS, "simulated": {"latency": 0.001}}
+    settings.GENERATION_ENGINE = {**settings.GENERATION_ENGINE, "backoff_base": 0.001, "jitter": 0.0}
+    yield
+    factory.provider_cache_clear()
+
+
+def run_command(*args: str) -> str:
+    """`manage.py generate ARGS`: what it printed to stdout."""
+    out = io.StringIO()
+    call_command("generate", *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import threading
 
 import pytest
 from channels.db import database_sync_to_async
-from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
@@ -14,29 +12,13 @@ from generation.management.commands.generate import parse_positions
 from generation.models import BatchRun
 from generation.quota.registry import limiter_for as real_limiter_for
 from generation.runs import execution
-from generation.runs import providers as factory
 from generation.runs import services as run_services
 from generation.runs.execution import run_execute
 from generation.runs.services import run_claim
 from projects import services
-from tests.generation.conftest import simulated
+from tests.generation.conftest import run_command, simulated
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def fast_simulated(settings):
-    factory.provider_cache_clear()
-    settings.GENERATION_PROVIDERS = {**settings.GENERATION_PROVIDERS, "simulated": {"latency": 0.001}}
-    settings.GENERATION_ENGINE = {**settings.GENERATION_ENGINE, "backoff_base": 0.001, "jitter": 0.0}
-    yield
-    factory.provider_cache_clear()
-
-
-def run_command(*args: str) -> str:
-    out = io.StringIO()
-    call_command("generate", *args, stdout=out, stderr=io.StringIO())
-    return out.getvalue()
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_simulated")]
 
 
 def test_it_parses_scene_ranges():

@@ -3,7 +3,6 @@ lines that neither break the progress bar nor print twice."""
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import subprocess
@@ -12,31 +11,15 @@ from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
-from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from generation.runs import providers as factory
 from projects import services
 from projects.models import Scene
 from tests.conftest import png_bytes
+from tests.generation.conftest import run_command
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_simulated")]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def fast_simulated(settings):
-    factory.provider_cache_clear()
-    settings.GENERATION_PROVIDERS = {**settings.GENERATION_PROVIDERS, "simulated": {"latency": 0.001}}
-    settings.GENERATION_ENGINE = {**settings.GENERATION_ENGINE, "backoff_base": 0.001, "jitter": 0.0}
-    yield
-    factory.provider_cache_clear()
-
-
-def run_command(*args: str) -> str:
-    out = io.StringIO()
-    call_command("generate", *args, stdout=out, stderr=io.StringIO())
-    return out.getvalue()
 
 
 def _generated(team, count: int) -> list[Scene]:

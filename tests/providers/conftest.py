@@ -1,4 +1,5 @@
-"""Fixtures for provider tests: a fake provider server on loopback, started in the test's event loop."""
+"""Fixtures for provider tests: an HTTP client with short timeouts (the fake server, `fake`, is shared
+from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from generation.fakeprovider import FakeConfig, FakeProviderServer
 from generation.providers.http import make_client
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeProviderServer]:
-    async with FakeProviderServer(FakeConfig(seed=7)) as server:
-        yield server
 
 
 @pytest.fixture
