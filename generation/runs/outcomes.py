@@ -60,4 +60,12 @@ class Answer:
     result: ImageResult
     latency: float
     finished: datetime
-    fields: dict[str, Any] | None = None  # worked out once, in the database's thread (it bills)
+    outcome: Outcome | None = None  # worked out once, in the database's thread (it bills)
+
+
+@dataclass
+class Outcome:
+    """An attempt row's closing fields, and what the attempt adds to its run's cost (None: not billed)."""
+
+    fields: dict[str, Any]
+    run_cost: dict[str, Any] | None = None

@@ -28,7 +28,7 @@ from generation.models import BatchRun, GenerationAttempt
 from generation.providers.base import DailyQuotaError, ImageResult, ProviderError, QuotaError
 from generation.providers.redact import redact
 from generation.runs.counts import progress_payload, run_counts, same_counts
-from generation.runs.outcomes import Answer, attempt_outcome, run_cost
+from generation.runs.outcomes import Answer, Outcome, attempt_outcome, run_cost
 from generation.runs.storage import durably, image_delete, image_save
 from generation.runs.targets import Plan, Success, Target, item_payload, target_for
 from ops.logs import bind_log_context
@@ -135,7 +135,7 @@ class RunRecorder(Hooks):
             if held is None:
                 return False
             self._attempt_row(job, attempt_no)
-            self._write_counts(counts)  # the request counts from the moment its row exists
+            self._update_run(counts)  # the request counts from the moment its row exists
             return held
 
     def _lock_item(self, key: Hashable, *, first: bool) -> bool | None:
@@ -179,48 +179,50 @@ class RunRecorder(Hooks):
             # the row "running", for the new owner to mark interrupted (see RunExecution._finish).
             self._answered[job.key] = Answer(job, result, latency, timezone.now())
             return
-        fields = await database_sync_to_async(self._outcome)(job, error, None, latency, timezone.now())
-        await self.durably("closing the attempt", self._close_attempt, job.key, fields)
+        outcome = await database_sync_to_async(self._outcome)(job, error, None, latency, timezone.now())
+        await self.durably("closing the attempt", self._close, job.key, outcome)
 
     def _outcome(
         self, job: Job, error, result: ImageResult | None, latency: float, finished: datetime
-    ) -> dict[str, Any]:
-        """The attempt row's closing fields; bills the attempt (once: a retried write reuses them)."""
+    ) -> Outcome:
+        """The attempt's closing fields; bills the attempt (once: a retried write reuses the outcome)."""
         fields = attempt_outcome(
             error=error, result=result, latency=latency, finished=finished, model=self.run.model
         )
         if isinstance(error, DailyQuotaError):
             self.daily_error = error
+        outcome = Outcome(fields)
         # None: the run was lost before this attempt's row was written, so there is nothing to bill it on.
         if self.attempt_ids.get(job.key) is not None and self.meter is not None:
             cost = self.meter.attempt(job.request, result, error)
             fields.update(cost=cost.cost, unpriced=cost.unpriced)
             if cost.billed:  # added to the run's total with the row (budgets read it)
-                fields["billed"] = run_cost(cost)
-        return fields
+                outcome.run_cost = run_cost(cost)
+        return outcome
 
-    def _close_attempt(self, key: Hashable, fields: dict[str, Any], *, billed: bool = True) -> None:
-        """Write an attempt's outcome and, unless the caller wrote it already, its cost to the run."""
+    def _close(self, key: Hashable, outcome: Outcome) -> None:
+        """Write an attempt's outcome and its cost to the run."""
+        self._close_attempt(key, outcome.fields)
+        if outcome.run_cost:
+            self._update_run(None, outcome.run_cost)
+
+    def _close_attempt(self, key: Hashable, fields: dict[str, Any]) -> None:
         attempt_id = self.attempt_ids.get(key)
         if attempt_id is None:
             return
-        fields = dict(fields)
-        run_fields = fields.pop("billed", None)
         # Only a running attempt of a run we hold: a new owner may have marked it interrupted already.
         GenerationAttempt.objects.filter(
             Exists(self._ours()), pk=attempt_id, status=GenerationAttempt.Status.RUNNING
         ).update(**fields)
-        if run_fields and billed:
-            self._ours().update(**run_fields)
 
-    def _answer_fields(self, key: Hashable) -> dict[str, Any] | None:
-        """The closing fields of the item's succeeded attempt not written yet, worked out once."""
+    def _answer_outcome(self, key: Hashable) -> Outcome | None:
+        """The outcome of the item's succeeded attempt not written yet, worked out once."""
         answer = self._answered.get(key)
         if answer is None:
             return None
-        if answer.fields is None:
-            answer.fields = self._outcome(answer.job, None, answer.result, answer.latency, answer.finished)
-        return answer.fields
+        if answer.outcome is None:
+            answer.outcome = self._outcome(answer.job, None, answer.result, answer.latency, answer.finished)
+        return answer.outcome
 
     async def job_succeeded(self, job: Job, result: ImageResult, attempts: int) -> None:
         # Stored first: a crash before the row commits leaves an orphan file (cleanup_media deletes it),
@@ -250,13 +252,13 @@ class RunRecorder(Hooks):
 
     def _succeeded_sync(self, success: Success, counts: dict[str, Any] | None) -> bool:
         key = success.job.key
-        answer = self._answer_fields(key)
+        answer = self._answer_outcome(key)
         with transaction.atomic():
             # With the item's row: a reload never shows fewer than the events.
-            if not self._hold(counts, billed=(answer or {}).get("billed")):
+            if not self._hold(counts, run_cost=answer.run_cost if answer else None):
                 return False
             if answer is not None:
-                self._close_attempt(key, answer, billed=False)
+                self._close_attempt(key, answer.fields)
             recorded = self.target.record_success(success)
         self._answered.pop(key, None)
         return recorded
@@ -277,16 +279,16 @@ class RunRecorder(Hooks):
         )
 
     def _failed_sync(self, key: int, reason: str, counts: dict[str, Any] | None) -> bool:
-        answer = self._answer_fields(key)  # an image came, but could not be stored
+        answer = self._answer_outcome(key)  # an image came, but could not be stored
         with transaction.atomic():
             if not self.still_held():
                 return False
             if answer is not None:
-                self._close_attempt(key, answer)
+                self._close(key, answer)
             if self.target.gone(key):
                 return False
             self.target.record_failure(key, reason)
-            self._write_counts(counts)
+            self._update_run(counts)
         self._answered.pop(key, None)
         return True
 
@@ -304,30 +306,28 @@ class RunRecorder(Hooks):
             return None
         return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in self._written.items()}
 
-    def _write_counts(self, counts: dict[str, Any] | None) -> None:
-        if self._counts_changed(counts):
-            self._ours().update(**counts, heartbeat=timezone.now())
-            self._written_on_commit(counts)
-
-    def _counts_changed(self, counts: dict[str, Any] | None) -> bool:
+    def _update_run(self, counts: dict[str, Any] | None, more: dict[str, Any] | None = None) -> int | None:
+        """One fenced update of the run: its counts (unless unchanged) and `more` fields. Returns the rows
+        it updated (0: the run is another worker's now), None when there was nothing to write."""
+        fields = dict(more or {})
         # When they were taken and the ETA change every time; the counts themselves mostly do not.
-        if counts is None:
-            return False
-        return self._written is None or not same_counts(counts, self._written)
-
-    def _hold(self, counts: dict[str, Any] | None, *, billed: dict[str, Any] | None) -> bool:
-        """Inside a transaction: as still_held(), with the same statement writing the run's counts and
-        adding an attempt's cost (an update locks the row as select_for_update does)."""
-        fields = {**(billed or {})}
-        if self._counts_changed(counts):
+        changed = counts is not None and (self._written is None or not same_counts(counts, self._written))
+        if changed:
             fields.update(counts, heartbeat=timezone.now())
         if not fields:
-            return self.still_held()
-        if not self._ours().update(**fields):
-            return self._lost()
-        if "counts_at" in fields:
+            return None
+        updated = self._ours().update(**fields)
+        if changed:
             self._written_on_commit(counts)
-        return True
+        return updated
+
+    def _hold(self, counts: dict[str, Any] | None, *, run_cost: dict[str, Any] | None) -> bool:
+        """Inside a transaction: as still_held(), with the same statement writing the run's counts and
+        adding an attempt's cost (an update locks the row as select_for_update does)."""
+        updated = self._update_run(counts, run_cost)
+        if updated is None:
+            return self.still_held()
+        return bool(updated) or self._lost()
 
     def _written_on_commit(self, counts: dict[str, Any]) -> None:
         """What the row holds from the moment the write commits (at once outside a transaction). Not
@@ -403,7 +403,7 @@ class RunRecorder(Hooks):
         event that shows them leaves (an unchanged count is not written again); returns the stored ones."""
         self._set_status(_status_of(snapshot))
         counts = run_counts(snapshot, carried=self.carried, at=timezone.now(), stored=self.stored)
-        self._write_counts(counts)
+        self._update_run(counts)
         # What the row holds, unchanged counts not rewritten: the event shows exactly what a reload would.
         return self._written or counts
 
