@@ -12,17 +12,12 @@ median, p95 and worst of every reload, against a target of 1,000 ms for the wors
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import statistics
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from bench import write_json
-from tests.support import processes
 
 TARGET_MS = 1000.0
 RELOAD_EVERY = 3  # ready scenes between reloads
@@ -31,7 +26,7 @@ RUN_TIMEOUT_MS = 120_000
 
 
 def _browser_suite():
-    """The browser suite's seeding, server environment and page checks (its conftest reads settings)."""
+    """The browser suite's seeding, server and page checks (its conftest reads Django's settings)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scenestudio.settings")
     import django
 
@@ -39,29 +34,6 @@ def _browser_suite():
     from tests.browser import conftest, test_live_studio
 
     return conftest, test_live_studio
-
-
-def _template(suite, workdir: Path) -> dict[str, int]:
-    spec = {
-        "viewer": suite.VIEWER,
-        "viewer_password": suite.VIEWER_PASSWORD,
-        "failing_position": suite.FAILING_POSITION,
-        "safety_word": suite.SAFETY_WORD,
-        "clones": list(suite.CLONES),
-    }
-    env = suite._base_env(workdir, {"BROWSER_SETUP": json.dumps(spec), "SIMULATED_LATENCY": "0.01"})
-    return json.loads(processes.setup_script(suite.SETUP_SCRIPT, env=env, what="Seeding the database"))
-
-
-@contextmanager
-def _studio(suite, workdir: Path) -> Iterator[str]:
-    port, log = processes.free_port(), workdir / "server.log"
-    args = ["manage.py", "runstudio", "--port", str(port)]
-    with processes.running(args, env=suite._base_env(workdir, suite.WATCHABLE_ENV), log=log) as process:
-        processes.wait_for_port(
-            port, what="runstudio", timeout=suite.SERVER_START_SECONDS, process=process, log=log
-        )
-        yield f"http://127.0.0.1:{port}"
 
 
 def _reloads(checks, page, url: str, project: int) -> list[float]:
@@ -82,33 +54,24 @@ def _reloads(checks, page, url: str, project: int) -> list[float]:
     return timings
 
 
-def _log_in(page, url: str, username: str, password: str) -> None:
-    page.goto(f"{url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{url}/")
-
-
 def measure() -> list[float]:
     from playwright.sync_api import sync_playwright
 
     suite, checks = _browser_suite()
-    from projects.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USER
+    from projects.management.commands.seed_demo import DEMO_USER
 
     with tempfile.TemporaryDirectory(prefix="scenestudio-reload-") as tmp:
         template, workdir = Path(tmp) / "template", Path(tmp) / "studio"
         template.mkdir()
-        projects = _template(suite, template)
-        shutil.copytree(template, workdir)
-        with _studio(suite, workdir) as url, sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(suite.CHROMIUM), args=suite.CHROMIUM_ARGS
-            )
+        workdir.mkdir()
+        seeded = suite.seed_template(template)
+        with suite.run_studio(seeded, workdir, suite.WATCHABLE_ENV) as studio, sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(suite.CHROMIUM), args=suite.CHROMIUM_ARGS)
             page = browser.new_page()
-            _log_in(page, url, DEMO_USER, DEMO_PASSWORD)
-            # Each clone of the demo project takes one run.
-            timings = [ms for name in suite.CLONES for ms in _reloads(checks, page, url, projects[name])]
+            suite.log_in(page, studio, DEMO_USER)
+            timings = []
+            for name in suite.CLONES:  # each clone of the demo project takes one run
+                timings += _reloads(checks, page, studio.url, seeded.projects[name])
             browser.close()
     return timings
 

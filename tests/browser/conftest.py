@@ -143,9 +143,8 @@ def chromium() -> Path:
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); Playwright never downloads one")
 
 
-@pytest.fixture(scope="session")
-def template(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Template:
-    path = tmp_path_factory.mktemp("studio-template")
+def seed_template(path: Path) -> Template:
+    """Migrate and seed the database in `path` (bench/reload.py seeds its own the same way)."""
     spec = {
         "viewer": VIEWER,
         "viewer_password": VIEWER_PASSWORD,
@@ -155,11 +154,16 @@ def template(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Templa
     }
     # Reference portraits for the clones come from the simulated provider: fast here, nothing to watch.
     env = _base_env(path, {"BROWSER_SETUP": json.dumps(spec), "SIMULATED_LATENCY": "0.01"})
+    last_line = processes.setup_script(SETUP_SCRIPT, env=env, what="Seeding the browser-test database")
+    return Template(path=path, projects=json.loads(last_line))
+
+
+@pytest.fixture(scope="session")
+def template(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Template:
     try:
-        last_line = processes.setup_script(SETUP_SCRIPT, env=env, what="Seeding the browser-test database")
+        return seed_template(tmp_path_factory.mktemp("studio-template"))
     except RuntimeError as exc:
         pytest.fail(str(exc))
-    return Template(path=path, projects=json.loads(last_line))
 
 
 @contextmanager
