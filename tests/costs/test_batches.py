@@ -16,6 +16,7 @@ from generation.runs import services
 from generation.runs.execution import run_execute
 from projects.models import Scene
 from tests.costs.conftest import FAST, openai
+from tests.generation.conftest import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -104,12 +105,7 @@ async def test_a_worker_that_takes_a_polling_run_over_polls_the_same_batch(
     fake.configure(batch_delay_seconds=1.0)
     run = await database_sync_to_async(start_batch)(team)
     first = asyncio.ensure_future(run_execute(run_id=run.pk, worker="w1", provider=openai(fake, http)))
-    for _ in range(200):
-        if await database_sync_to_async(
-            ProviderBatch.objects.filter(run=run).exclude(provider_id="").exists
-        )():
-            break
-        await asyncio.sleep(0.02)
+    await wait_until(ProviderBatch.objects.filter(run=run).exclude(provider_id="").exists, timeout=4.0)
     first.cancel()  # the worker dies mid-poll
     with pytest.raises(asyncio.CancelledError):
         await first
@@ -135,10 +131,7 @@ async def test_a_stop_cancels_the_provider_batch_and_keeps_what_it_completed(
     fake.configure(batch_delay_seconds=60)
     run = await database_sync_to_async(start_batch)(team)
     task = asyncio.ensure_future(run_execute(run_id=run.pk, worker="w1", provider=openai(fake, http)))
-    for _ in range(200):
-        if fake.recorder.find("/v1/batches", method="GET"):
-            break
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: fake.recorder.find("/v1/batches", method="GET"), timeout=4.0)
     await database_sync_to_async(services.run_stop)(run=run)
     run = await asyncio.wait_for(task, 10)
     assert run.status == "stopped" and run.succeeded == 2

@@ -25,6 +25,7 @@ from generation.runs.worker import Supervisor
 from projects import services as project_services
 from projects.models import Scene
 from tests.faults.checks import assert_counts_match_rows, assert_nothing_lost
+from tests.generation.conftest import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
@@ -59,14 +60,6 @@ def orphan(run_id: int, owner: str = "cli-4242") -> None:
     BatchRun.objects.filter(pk=run_id).update(status="running", owner=owner, heartbeat=stale)
     run = BatchRun.objects.get(pk=run_id)
     Scene.objects.filter(pk__in=run.scenes.values("pk")[:3]).update(status="generating", claimed_by=run_id)
-
-
-async def wait_until(check, timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if await database_sync_to_async(check)():
-            return
-        await asyncio.sleep(0.05)  # watching other tasks work; the condition decides
-    raise AssertionError("timed out")
 
 
 async def test_sigterm_hands_the_run_back_and_another_worker_resumes_it_at_once(

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import asyncio
 import io
 
 import pytest
+from channels.db import database_sync_to_async
 from django.core.files.base import ContentFile
 from django.core.management import call_command
 
@@ -62,3 +64,12 @@ def run_command(*args: str) -> str:
     out = io.StringIO()
     call_command("generate", *args, stdout=out, stderr=io.StringIO())
     return out.getvalue()
+
+
+async def wait_until(check, timeout: float = 10.0) -> None:
+    """Poll `check` (run in a thread, so it may query the database) until it holds; fail after `timeout`."""
+    for _ in range(int(timeout / 0.02)):
+        if await database_sync_to_async(check)():
+            return
+        await asyncio.sleep(0.02)  # watching other tasks work; the condition decides
+    raise AssertionError("timed out")

@@ -13,6 +13,7 @@ from django.utils import timezone
 from generation.runs.worker import Supervisor
 from ops.models import WorkerHeartbeat
 from ops.services import worker_heartbeat_write
+from tests.generation.conftest import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -61,12 +62,7 @@ async def test_the_worker_scan_writes_its_heartbeat():
     supervisor = Supervisor()
     scan = asyncio.create_task(supervisor.scan_forever())
     try:
-        for _ in range(200):
-            if await database_sync_to_async(
-                WorkerHeartbeat.objects.filter(worker=supervisor.worker_id).exists
-            )():
-                break
-            await asyncio.sleep(0.02)
+        await wait_until(WorkerHeartbeat.objects.filter(worker=supervisor.worker_id).exists, timeout=4.0)
     finally:
         scan.cancel()
     beat = await database_sync_to_async(WorkerHeartbeat.objects.get)(worker=supervisor.worker_id)

@@ -16,7 +16,7 @@ from generation.providers.simulated import SimulatedProvider
 from generation.runs import services
 from generation.runs.execution import RunExecution
 from projects.models import Scene
-from tests.generation.conftest import FAST
+from tests.generation.conftest import FAST, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,21 +53,14 @@ class Stalling(SimulatedProvider):
         return await super().generate(request)
 
 
-async def wait_until(check, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if await database_sync_to_async(check)():
-            return
-        await asyncio.sleep(0.02)  # watching another task work; the condition decides
-    raise AssertionError("timed out")
-
-
 async def test_a_run_taken_over_from_a_dead_worker_generates_only_what_is_left(run):
     dead = RunExecution(await database_sync_to_async(claim)(run.pk, "a"), provider=Stalling(2), worker="a")
     dying = asyncio.create_task(dead.execute())
     await wait_until(
         lambda: (
             SceneVersion.objects.count() == 2 and GenerationAttempt.objects.filter(status="running").exists()
-        )
+        ),
+        timeout=5.0,
     )
     dying.cancel()  # worker "a" dies with requests in flight
 
@@ -87,7 +80,7 @@ async def test_a_worker_that_lost_its_run_stops_at_once_and_writes_nothing_more(
     slow = SimulatedProvider(latency=0.3)
     first = RunExecution(await database_sync_to_async(claim)(run.pk, "a"), provider=slow, worker="a")
     losing = asyncio.create_task(first.execute())
-    await wait_until(lambda: GenerationAttempt.objects.filter(status="running").count() == 5)
+    await wait_until(lambda: GenerationAttempt.objects.filter(status="running").count() == 5, timeout=5.0)
     assert await database_sync_to_async(take_over)(run.pk, "b") is not None
 
     async with asyncio.timeout(2):
