@@ -11,7 +11,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from generation.live.layers import RetryingPubSubChannelLayer
 from generation.quota.redis import RedisLimiter
-from tests.generation.conftest import wait_until
+from tests.generation.conftest import poll_until
 
 pytestmark = pytest.mark.faults
 
@@ -134,10 +134,12 @@ async def test_sockets_open_before_an_outage_receive_again_when_redis_is_back(re
         await layer.group_add("project-1", first)
         restart = asyncio.ensure_future(asyncio.to_thread(redis_server.restart, down_seconds=3.0))
         pubsub = layer._get_layer()._shards[0]._pubsub
+
+        async def gone() -> bool:
+            return redis_server.process.poll() is not None and not pubsub.connection.is_connected
+
         # Down, and the layer knows it: a subscribe written to a connection whose peer is gone raises nothing.
-        await wait_until(
-            lambda: redis_server.process.poll() is not None and not pubsub.connection.is_connected
-        )
+        await poll_until(gone)
         with pytest.raises((RedisError, OSError)):  # every attempt falls inside the outage
             await layer.new_channel()
         await restart

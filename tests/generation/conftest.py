@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Awaitable, Callable
 
 import pytest
 from channels.db import database_sync_to_async
@@ -66,10 +67,14 @@ def run_command(*args: str) -> str:
     return out.getvalue()
 
 
-async def wait_until(check, timeout: float = 10.0) -> None:
+async def wait_until(check: Callable[[], object], timeout: float = 10.0) -> None:
     """Poll `check` (run in a thread, so it may query the database) until it holds; fail after `timeout`."""
+    await poll_until(database_sync_to_async(check), timeout)
+
+
+async def poll_until(check: Callable[[], Awaitable[object]], timeout: float = 10.0) -> None:
     for _ in range(int(timeout / 0.02)):
-        if await database_sync_to_async(check)():
+        if await check():
             return
         await asyncio.sleep(0.02)  # watching other tasks work; the condition decides
     raise AssertionError("timed out")
