@@ -18,6 +18,7 @@ import math
 import re
 import ssl
 import time
+import urllib.request
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
@@ -36,6 +37,7 @@ from generation.providers.base import (
     TransientError,
 )
 from generation.providers.redact import redact
+from generation.providers.transport import ConnectionPerTransport
 
 READ_TIMEOUT = 90.0  # image APIs routinely take 20-60 s; past 90 s a retry is the better bet
 CONNECT_TIMEOUT = 10.0
@@ -49,20 +51,28 @@ def make_client(
     read_timeout: float = READ_TIMEOUT,
     connect_timeout: float = CONNECT_TIMEOUT,
     max_connections: int = 128,  # the engine's default concurrency ceiling
-    max_keepalive: int = 16,
+    keepalive_expiry: float = 30.0,
 ) -> httpx.AsyncClient:
-    """The one way providers build a client: HTTP/1.1 with keep-alive and bounded pools.
+    """The one way providers build a client: HTTP/1.1, a connection kept alive for each concurrent
+    request (see transport.py: httpcore's own pool closes or rescans them all at this concurrency).
 
     The pool timeout is unbounded on purpose: the engine caps concurrency per provider, so a wait for a
     free connection is queueing we asked for, not a provider failure.
     """
     timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=None)
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_keepalive, keepalive_expiry=30.0
+    options: dict[str, Any] = dict(timeout=timeout, http2=False, follow_redirects=False)
+    if urllib.request.getproxies():
+        # httpx routes through HTTP(S)_PROXY only with its own transport; proxied, its pool it is.
+        limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=keepalive_expiry,
+        )
+        return httpx.AsyncClient(limits=limits, verify=_ssl_context(), **options)
+    transport = ConnectionPerTransport(
+        max_connections=max_connections, keepalive_expiry=keepalive_expiry, verify=_ssl_context()
     )
-    return httpx.AsyncClient(
-        timeout=timeout, limits=limits, http2=False, follow_redirects=False, verify=_ssl_context()
-    )
+    return httpx.AsyncClient(transport=transport, **options)
 
 
 @functools.cache
