@@ -54,7 +54,7 @@ def gpt_bound(scale: float) -> float:
 
 
 async def http_run(url: str, config: EngineConfig) -> tuple[float, int, int]:
-    # A pool as large as the engine's ceiling: the default 64 connections would cap the pool, not the quota.
+    # As many connections as the engine's ceiling, so the client never caps what the quota allows.
     client = make_client(max_connections=EngineConfig().max_concurrency)
     provider = OpenAIProvider(api_key="bench-key", base_url=url, client=client)
     try:

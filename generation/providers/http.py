@@ -62,7 +62,7 @@ def make_client(
     timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=None)
     options: dict[str, Any] = dict(timeout=timeout, http2=False, follow_redirects=False)
     if urllib.request.getproxies():
-        # httpx routes through HTTP(S)_PROXY only with its own transport; proxied, its pool it is.
+        # httpx routes through HTTP(S)_PROXY only with its own transport, so a proxied client keeps it.
         limits = httpx.Limits(
             max_connections=max_connections,
             max_keepalive_connections=max_connections,

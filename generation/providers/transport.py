@@ -46,6 +46,7 @@ class ConnectionPerTransport(httpx.AsyncBaseTransport):
         return response
 
     async def _borrow(self) -> httpx.AsyncHTTPTransport:
+        # The one place idle connections are aged out: where one is about to be reused.
         await self._expire(time.monotonic())
         while not self._idle and self._lent >= self._max:
             # As the stock pool with pool=None: wait for a connection, however long (the engine caps
@@ -64,9 +65,7 @@ class ConnectionPerTransport(httpx.AsyncBaseTransport):
         if self._closed:  # the client closed while this response was being read
             await transport.aclose()
             return
-        now = time.monotonic()
-        self._idle.append((transport, now))
-        await self._expire(now)
+        self._idle.append((transport, time.monotonic()))
         if self._freed is not None:
             self._freed.set()
             self._freed = None

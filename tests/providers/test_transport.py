@@ -5,7 +5,6 @@ image) and, told to keep more, walked all of them on every request and response 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 
 import httpcore
@@ -14,19 +13,21 @@ import pytest
 
 from generation.providers.http import make_client
 from generation.providers.transport import ConnectionPerTransport
-from tests.support import processes
+from tests.scale.servers import Cluster
 
 
 @pytest.fixture(scope="module")
 def provider_process(tmp_path_factory) -> Iterator[str]:
     """The fake provider in a process of its own, as a worker meets a provider: a server in the test's
     own event loop answers in lockstep with the client and hides the churn."""
-    port = processes.free_port()
-    log = tmp_path_factory.mktemp("fakeprovider") / "fakeprovider.log"
-    args = ["-m", "generation.fakeprovider", "--port", str(port), "--latency", "0"]
-    with processes.running(args, env=os.environ, log=log) as popen:
-        processes.wait_for_port(port, what="the fake provider", timeout=30, process=popen, log=log)
-        yield f"http://127.0.0.1:{port}"
+    # The scale suite's cluster, for its fake-provider process only: the database is never opened.
+    cluster = Cluster(
+        tmp_path_factory.mktemp("fakeprovider"), database_url="sqlite:///unused", redis_url=None, env={}
+    )
+    try:
+        yield cluster.start_fake_provider("--latency", "0")
+    finally:
+        cluster.stop()
 
 
 IMAGE = {"model": "gpt-image-1", "prompt": "A lighthouse", "n": 1, "size": "1024x1024"}
