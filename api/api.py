@@ -6,7 +6,7 @@ from ninja import NinjaAPI
 
 from api import errors
 from api.auth import BearerToken, Session
-from api.routers import characters, projects, runs, scenes, webhooks
+from api.routers import characters, keys, projects, runs, scenes, webhooks
 
 api = NinjaAPI(
     title="Scene Studio API",
@@ -19,5 +19,5 @@ api = NinjaAPI(
     docs_url="/docs/",
 )
 errors.install(api)
-for module in (projects, scenes, characters, runs, webhooks):
+for module in (projects, scenes, characters, runs, webhooks, keys):
     api.add_router("", module.router)

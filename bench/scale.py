@@ -19,11 +19,9 @@ Two figures say more than scenes per second on a small machine (where a zero-lat
   left out of the headline, as are Redis and this script's own polls.
 - teams_slowdown: TEAMS projects each start a run of TEAM_SCENES scenes against a provider with
   TEAM_LATENCY s per request; every run's time (created to finished) over the same run's time alone, with
-  one worker and with two; the worst ratio is the headline, target <= 1.2. Not on separate keys: the
-  studio takes one credential per provider from its environment (settings.GENERATION_PROVIDERS; a
-  project chooses a provider and a model, never a key), so every run shares the fake server's one key.
-  That server has no quota here, so the shared key costs the runs no waits, only the shared limiter's
-  bookkeeping; giving teams their own keys needs per-project credentials first.
+  one worker and with two; the worst ratio is the headline, target <= 1.2. On separate keys: each
+  project has its own provider key (tests/scale/seed.py --own-keys), so each run has its own limiter and
+  learned profile, as the fake server counts its quota per key.
 
 Both databases run with the studio's settings (persistent connections, DB_CONN_MAX_AGE): without them
 every ORM call opens a PostgreSQL connection and a worker runs 2-3x slower. Commits wait for no disk
@@ -227,7 +225,7 @@ def _team_round(
     try:
         cluster.start_fake_provider("--latency", str(TEAM_LATENCY))
         cluster.start(workers=workers)
-        seeded = _seed(cluster, "--projects", str(projects), "--scenes", str(TEAM_SCENES))
+        seeded = _seed(cluster, "--projects", str(projects), "--scenes", str(TEAM_SCENES), "--own-keys")
         _seed(cluster, "--start", *map(str, seeded["projects"]))
         wait_until(lambda: _all_finished(database_url, projects), what="every run", timeout=TIMEOUT_SECONDS)
         runs = _report(cluster)
@@ -295,7 +293,7 @@ def main() -> None:
         "own status polls' client side",
         "cpu_ms_per_scene": cpu,
         "provider_cpu_ms_per_scene": {name: r["provider_cpu_ms_per_scene"] for name, r in results.items()},
-        "keys": "one shared key: the studio has one credential per provider (see the module docstring)",
+        "keys": "zero-latency rounds: the studio's one key; teams: a key per project (ProviderKey)",
         "teams": {
             "workload": f"{TEAMS} runs of {TEAM_SCENES} scenes at {TEAM_LATENCY:g} s a request, PostgreSQL",
             **teams,

@@ -265,9 +265,10 @@ class SceneVersion(models.Model):
         return self.image.name == self.scene.image.name
 
 
-# Registered under this app: prices, learned credential profiles and budgets.
+# Registered under this app: prices, learned credential profiles, budgets and projects' provider keys.
 from generation.batches.models import ProviderBatch  # noqa: E402
 from generation.costs.models import Budget, LearnedProfile, Price  # noqa: E402
+from generation.credentials.models import ProviderKey  # noqa: E402
 
 __all__ = [
     "BatchRun",
@@ -276,5 +277,6 @@ __all__ = [
     "LearnedProfile",
     "Price",
     "ProviderBatch",
+    "ProviderKey",
     "SceneVersion",
 ]

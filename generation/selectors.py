@@ -5,7 +5,7 @@ from __future__ import annotations
 from generation.costs.estimates import run_estimate
 from generation.live.events import layer_spans_processes
 from generation.providers import available as provider_names
-from generation.runs.providers import ProviderStatus, provider_statuses
+from generation.runs.providers import ProviderStatus, keyed_providers, provider_statuses
 from generation.runs.selectors import (
     active_run,
     current_versions,
@@ -32,6 +32,7 @@ __all__ = [
     "active_run",
     "current_reference_hashes",
     "current_versions",
+    "keyed_providers",
     "latest_run",
     "layer_spans_processes",
     "missing_references",

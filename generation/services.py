@@ -11,6 +11,7 @@ import asyncio
 from asgiref.sync import async_to_sync
 from django.db import transaction
 
+from generation.credentials.services import provider_key_remove, provider_key_set
 from generation.live.events import scenes_changed
 from generation.runs.actions import perform_action
 from generation.runs.selectors import missing_references  # a read: kept here for projects/views.py
@@ -52,6 +53,8 @@ __all__ = [
     "missing_references",
     "perform_action",
     "project_changed_notify",
+    "provider_key_remove",
+    "provider_key_set",
     "run_force_stop",
     "run_lease_lapsed",
     "run_start",

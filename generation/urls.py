@@ -6,6 +6,7 @@ from generation import views
 
 urlpatterns = [
     path("projects/<int:project_id>/estimate/", views.run_estimate, name="run_estimate"),
+    path("projects/<int:project_id>/provider-keys/", views.provider_keys, name="provider_keys"),
     path("projects/<int:project_id>/status.json", views.project_status, name="project_status"),
     path(
         "projects/<int:project_id>/runs/<str:action>/",

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import (
     FileResponse,
     Http404,
@@ -19,8 +20,16 @@ from django.views.decorators.http import require_POST
 from generation import selectors
 from generation.costs.estimates import duration_text, span
 from generation.costs.prices import money
+from generation.credentials.models import KEYED_PROVIDERS
+from generation.forms import ProviderKeyForm
 from generation.models import SceneVersion
-from generation.services import RunRefused, perform_action, scene_version_make_current
+from generation.services import (
+    RunRefused,
+    perform_action,
+    provider_key_remove,
+    provider_key_set,
+    scene_version_make_current,
+)
 from projects.access import membership_for
 from projects.images import send_image
 from projects.models import Role, Scene
@@ -145,3 +154,28 @@ def version_make_current(
     if request.POST.get("next") == "grid":  # picked among the variations on the storyboard
         return redirect(f"{project.get_absolute_url()}#scene-{scene_id}")
     return redirect("scene_edit", project.pk, scene_id)
+
+
+@login_required
+def provider_keys(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The owners' page for the project's own provider keys: set, replace, remove; never shown back."""
+    membership = membership_for(user=request.user, project_id=project_id, needs=Role.OWNER)
+    project = membership.project
+    offered = selectors.keyed_providers()
+    form = ProviderKeyForm(request.POST or None, offered=offered)
+    if request.method == "POST" and request.POST.get("remove"):
+        name = request.POST["remove"]
+        if provider_key_remove(project=project, provider=name, user=request.user):
+            messages.success(request, f"Removed the project's {KEYED_PROVIDERS.get(name, name)}.")
+        return redirect("provider_keys", project.pk)
+    if request.method == "POST" and form.is_valid():
+        try:
+            key = provider_key_set(project=project, user=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error("secret" if exc.code == "secret" else "provider", exc)
+        else:
+            messages.success(request, f"Saved the project's {key.label} (…{key.hint}).")
+            return redirect("provider_keys", project.pk)
+    keys = project.provider_keys.select_related("created_by")
+    context = {"project": project, "membership": membership, "form": form, "keys": keys}
+    return render(request, "generation/provider_keys.html", context)

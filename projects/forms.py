@@ -50,7 +50,7 @@ class ProjectSettingsForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         # The test-only providers draw fake images: a production project picking one would look broken.
         offered = [name for name in provider_names() if settings.DEBUG or name not in TEST_ONLY_PROVIDERS]
-        self.statuses = provider_statuses(offered)
+        self.statuses = provider_statuses(offered, project_id=self.instance.pk)
         labels = {s.name: s.label + ("" if s.ready else " (not configured)") for s in self.statuses}
         studio = labels.get(settings.GENERATION_PROVIDER, settings.GENERATION_PROVIDER)
         default = [("", f"Studio default: {studio}")]

@@ -64,6 +64,9 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
     SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
+# What projects' own provider keys are sealed with (generation/credentials/vault.py): comma-separated, the
+# first seals and every one unseals, so a rotation puts the new secret first. Empty: derived from SECRET_KEY.
+PROVIDER_KEYS_SECRETS = env_list("PROVIDER_KEYS_SECRETS", "")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")

@@ -165,7 +165,6 @@ def run_estimate(
     """The estimate of the scenes run `run_start` would make with the same arguments."""
     from django.conf import settings
 
-    from generation.runs.providers import provider_for
     from generation.runs.services import engine_config
 
     scenes = project.scenes.order_by("position")
@@ -174,7 +173,7 @@ def run_estimate(
     positions = [s.position for s in scenes if not s.skip_code(regenerate=regenerate)]
     name = provider or project.provider or settings.GENERATION_PROVIDER
     return estimate(
-        provider=provider_for(name, project.provider_model),
+        provider=_estimate_provider(project, name),
         positions=positions,
         config=engine_config(overrides),
         project_id=project.pk,
@@ -183,6 +182,18 @@ def run_estimate(
         latency=latency,
         simulate=simulate,
     )
+
+
+def _estimate_provider(project, name: str):
+    """The provider a run would use, for its credential's learned profile: the project's key's when it
+    has one. One that cannot be unsealed falls back to the studio's (run_start refuses it and says why)."""
+    from generation.credentials.vault import KeyUnreadable
+    from generation.runs.providers import project_provider, provider_for
+
+    try:
+        return project_provider(project_id=project.pk, name=name, model=project.provider_model)
+    except KeyUnreadable:
+        return provider_for(name, project.provider_model)
 
 
 def budget_refusal(

@@ -21,6 +21,7 @@ from generation.checked import ImagesChecked
 from generation.costs.daily import daily_reset_at, parked_message
 from generation.costs.meter import BudgetGuard, CostMeter
 from generation.costs.profiles import profile_for, profile_record
+from generation.credentials.vault import KeyUnreadable
 from generation.engine.clock import Clock, LoopClock
 from generation.engine.config import EngineConfig
 from generation.engine.jobs import Counters, Job, RunResult, StopReason
@@ -32,13 +33,14 @@ from generation.models import BatchRun, GenerationAttempt
 from generation.providers.base import ImageRequest, InvalidRequestError, Provider
 from generation.quota.registry import limiter_for
 from generation.runs.media import orphan_media_delete
-from generation.runs.providers import provider_for
+from generation.runs.providers import project_provider
 from generation.runs.recorder import RunRecorder
 from generation.runs.selectors import run_payload
 from generation.runs.services import (
     LEASE_SECONDS,
     attempt_counters,
     run_claim,
+    run_fail,
     run_hand_back,
     run_release_scenes,
 )
@@ -81,7 +83,14 @@ async def run_execute(
         return None
     limiter = None
     if provider is None:
-        provider = provider_for(run.provider, run.model)
+        try:
+            provider = await database_sync_to_async(project_provider)(
+                project_id=run.project_id, name=run.provider, model=run.model
+            )
+        except KeyUnreadable as error:  # run_start refuses this; the secrets changed since it started
+            reason = f"The project's {run.provider} key cannot be used: {error}."
+            await database_sync_to_async(run_fail)(run_id=run.pk, reason=reason, worker=worker)
+            return await database_sync_to_async(BatchRun.objects.get)(pk=run.pk)
         limiter = limiter_for(provider, run.config)
     # The next run on a key starts where the last one ended (rate, concurrency, latency).
     profile = await database_sync_to_async(profile_for)(provider)

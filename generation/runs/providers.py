@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,10 +10,12 @@ from typing import Any
 
 from django.conf import settings
 
+from generation.credentials.models import KEYED_PROVIDERS, ProviderKey
+from generation.credentials.services import project_api_key
 from generation.providers import get_provider
 from generation.providers.base import Provider
 
-_CACHE: dict[tuple[str, str], Provider] = {}
+_CACHE: dict[tuple[str, str, str], Provider] = {}
 
 
 def provider_options(name: str) -> dict[str, Any]:
@@ -28,15 +31,30 @@ def provider_cache_clear() -> None:
     _CACHE.clear()
 
 
-def provider_for(name: str, model: str = "") -> Provider:
-    """One long-lived instance per provider and model in a process, so HTTP connections are reused."""
-    key = (name, model)
+def provider_for(name: str, model: str = "", *, api_key: str = "") -> Provider:
+    """One long-lived instance per provider, model and key in a process, so HTTP connections are reused.
+    `api_key` is a project's own key; without one the studio's (from its environment) is sent."""
+    # Keyed by the key's digest, not the key: the cache is no second place a secret sits in the clear.
+    key = (name, model, hashlib.sha256(api_key.encode()).hexdigest() if api_key else "")
     if key not in _CACHE:
         options = provider_options(name)
         if model:
             options["model"] = model
+        if api_key:
+            options["api_key"] = api_key
         _CACHE[key] = get_provider(name, **options)
     return _CACHE[key]
+
+
+def keyed_providers() -> list[str]:
+    """The providers a project may set its own key for here (the fake one only where it is offered)."""
+    return [name for name in KEYED_PROVIDERS if settings.DEBUG or name != "fake"]
+
+
+def project_provider(*, project_id: int, name: str, model: str = "") -> Provider:
+    """The provider a project's run uses: with the project's own key when it has one for `name`.
+    KeyUnreadable when that key cannot be unsealed."""
+    return provider_for(name, model, api_key=project_api_key(project_id=project_id, provider=name))
 
 
 @dataclass(frozen=True)
@@ -63,13 +81,19 @@ PROVIDER_NEEDS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
 SERVER_URL = {"comfyui": "COMFYUI_URL", "a1111": "A1111_URL", "openai": "OPENAI_BASE_URL"}
 
 
-def provider_statuses(names: list[str]) -> list[ProviderStatus]:
-    """Readiness from the configuration alone: no request is sent (a server may still be down)."""
-    return [_status(name) for name in names]
+def provider_statuses(names: list[str], *, project_id: int | None = None) -> list[ProviderStatus]:
+    """Readiness from the configuration alone (the project's own keys included): no request is sent
+    (a server may still be down)."""
+    hints = {}
+    if project_id is not None:
+        hints = dict(ProviderKey.objects.filter(project_id=project_id).values_list("provider", "hint"))
+    return [_status(name, hints.get(name)) for name in names]
 
 
-def _status(name: str) -> ProviderStatus:
+def _status(name: str, project_hint: str | None = None) -> ProviderStatus:
     label, needs = PROVIDER_NEEDS.get(name, (name, ()))
+    if project_hint is not None:
+        return ProviderStatus(name, label, True, f"Configured: this project's own key (…{project_hint}).")
     options = settings.GENERATION_PROVIDERS.get(name, {})
     missing = [variable for key, variable in needs if not options.get(key)]
     if missing:

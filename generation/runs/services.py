@@ -18,6 +18,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from generation.costs.estimates import batch_supported, budget_refusal
+from generation.credentials.services import project_api_key
+from generation.credentials.vault import KeyUnreadable
 from generation.engine.config import EngineConfig
 from generation.engine.jobs import Counters
 from generation.live.events import stop_worker, wake_worker
@@ -122,9 +124,18 @@ def character_run_start(
     )
 
 
+def _key_preflight(*, project: Project, provider: str) -> None:
+    """Refuse a run whose project key cannot be unsealed: it must not quietly spend the studio's key."""
+    try:
+        project_api_key(project_id=project.pk, provider=provider)
+    except KeyUnreadable as error:
+        raise RunRefused(f"The project's {provider} key cannot be used: {error}.") from None
+
+
 def _create_run(
     *, project, user, kind, items, regenerate, overrides, provider, candidates=1, mode=BatchRun.Mode.SYNC
 ) -> tuple[BatchRun, bool]:
+    _key_preflight(project=project, provider=provider or project.provider or settings.GENERATION_PROVIDER)
     config = engine_config(overrides)
     try:
         with transaction.atomic():

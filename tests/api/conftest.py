@@ -11,6 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from api.services import token_create
+from generation.credentials.services import provider_key_set
 from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from projects import services
 from projects.models import Membership, Project, Role
@@ -76,6 +77,7 @@ def populate(project: Project, *, viewer) -> Objects:
     member = Membership.objects.get(project=project, user=viewer)
     endpoint = Endpoint.objects.create(project=project, url="http://127.0.0.1:9/hook")
     delivery = Delivery.objects.create(endpoint=endpoint, event="run.started", body="{}", next_attempt=now)
+    provider_key_set(project=project, provider="gemini", secret=f"AIza-project-{project.pk}-key", user=None)
     return Objects(project, first.pk, hero.pk, run.pk, member.pk, version.pk, endpoint.pk, delivery.pk)
 
 

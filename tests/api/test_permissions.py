@@ -54,6 +54,9 @@ ENDPOINTS = [
     ("webhook_delete", "delete", P + "/webhooks/{w}", None, "owner"),
     ("webhook_deliveries", "get", P + "/webhooks/{w}/deliveries", None, "owner"),
     ("webhook_redeliver", "post", P + "/webhooks/deliveries/{d}/redeliver", {}, "owner"),
+    ("provider_key_list", "get", P + "/provider-keys", None, "owner"),
+    ("provider_key_set", "put", P + "/provider-keys/openai", {"secret": "sk-test-0123456789abcdef"}, "owner"),
+    ("provider_key_delete", "delete", P + "/provider-keys/gemini", None, "owner"),
 ]
 RANK = {"viewer": 1, "editor": 2, "owner": 3}
 

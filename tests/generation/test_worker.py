@@ -71,7 +71,7 @@ async def test_a_crash_inside_the_worker_fails_the_run_and_releases_its_scenes(
     def broken(*args, **kwargs):
         raise RuntimeError("provider factory exploded")
 
-    monkeypatch.setattr(execution, "provider_for", broken)
+    monkeypatch.setattr(execution, "project_provider", broken)
     run = await database_sync_to_async(start)()
     supervisor.wake(run.pk)
     run = await wait_for_status(run.pk, "failed")

@@ -1,6 +1,6 @@
 """Create what a scale test or benchmark needs in the database its environment names, and print it as JSON:
 
-    python -m tests.scale.seed --projects 2 --scenes 100 [--start] [--overrides '{"max_concurrency": 8}']
+    python -m tests.scale.seed --projects 2 --scenes 100 [--own-keys] [--start] [--overrides '{...}']
 
 Users, projects and scenes only; with --start it also starts a run per project, as the Generate button
 does (the run's wake-up goes out on the channel layer when the transaction commits).
@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--start", nargs="*", type=int, help="start a run in these projects (ids)")
     parser.add_argument("--overrides", default="{}", help="engine settings for the runs, as JSON")
     parser.add_argument("--mode", default="sync", help="sync, or batch (a provider batch per run)")
+    parser.add_argument("--own-keys", action="store_true", help="give each project its own provider key")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scenestudio.settings")
@@ -32,8 +33,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def seed(args: argparse.Namespace) -> dict:
+    from django.conf import settings
     from django.contrib.auth import get_user_model
 
+    from generation.credentials.services import provider_key_set
     from generation.runs import services as generation
     from projects import services
     from projects.models import Project, Scene
@@ -47,6 +50,9 @@ def seed(args: argparse.Namespace) -> dict:
             Scene(project=project, position=position, prompt=f"Scene {position} of project {project.pk}")
             for position in range(1, args.scenes + 1)
         )
+        if args.own_keys:
+            secret = f"team-{project.pk}-own-key"
+            provider_key_set(project=project, provider=settings.GENERATION_PROVIDER, secret=secret, user=user)
         projects.append(project.pk)
     runs = []
     for project_id in args.start or []:
