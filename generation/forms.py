@@ -6,7 +6,7 @@ from generation.credentials.models import KEYED_PROVIDERS
 
 
 class ProviderKeyForm(forms.Form):
-    provider = forms.ChoiceField(choices=list(KEYED_PROVIDERS.items()))
+    provider = forms.ChoiceField()  # choices: the providers offered here (see __init__)
     # Never rendered back: a key typed once is only ever shown again by its last characters.
     secret = forms.CharField(
         label="Key", max_length=400, strip=True, widget=forms.PasswordInput(render_value=False)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from generation.costs.estimates import run_estimate
 from generation.live.events import layer_spans_processes
-from generation.providers import available as provider_names
-from generation.runs.providers import ProviderStatus, keyed_providers, provider_statuses
+from generation.runs.providers import (
+    ProviderStatus,
+    keyed_providers,
+    offered_providers,
+    provider_statuses,
+)
 from generation.runs.selectors import (
     active_run,
     current_versions,
@@ -36,11 +40,11 @@ __all__ = [
     "latest_run",
     "layer_spans_processes",
     "missing_references",
+    "offered_providers",
     "project_capabilities",
     "project_cost",
     "project_snapshot",
     "project_totals",
-    "provider_names",
     "provider_statuses",
     "references_changed",
     "references_cut",

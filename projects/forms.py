@@ -5,11 +5,9 @@ from django.conf import settings
 from django.contrib.auth.forms import UserCreationForm
 from django.template.defaultfilters import filesizeformat
 
-from generation.selectors import provider_names, provider_statuses
+from generation.selectors import offered_providers, provider_statuses
 from projects.images import validate_reference_image
 from projects.models import NOTE_FIELDS, NOTE_MAX_LENGTH, Character, Project, Role, Scene
-
-TEST_ONLY_PROVIDERS = frozenset({"simulated", "fake"})
 
 
 class ProjectForm(forms.ModelForm):
@@ -48,8 +46,7 @@ class ProjectSettingsForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # The test-only providers draw fake images: a production project picking one would look broken.
-        offered = [name for name in provider_names() if settings.DEBUG or name not in TEST_ONLY_PROVIDERS]
+        offered = offered_providers()
         self.statuses = provider_statuses(offered, project_id=self.instance.pk)
         labels = {s.name: s.label + ("" if s.ready else " (not configured)") for s in self.statuses}
         studio = labels.get(settings.GENERATION_PROVIDER, settings.GENERATION_PROVIDER)

@@ -36,9 +36,10 @@ class ProviderKey(models.Model):
     def __str__(self) -> str:
         return f"{self.provider} key …{self.hint} of {self.project}"
 
-    def set_secret(self, secret: str) -> None:
-        self.sealed = seal(secret)
-        self.hint = secret[-HINT_LENGTH:]
+    @staticmethod
+    def sealing(secret: str) -> dict[str, str]:
+        """The fields that store `secret`: sealed, and its last characters for people."""
+        return {"sealed": seal(secret), "hint": secret[-HINT_LENGTH:]}
 
     def secret(self) -> str:
         """The key itself; KeyUnreadable when the studio's secrets changed since it was stored."""

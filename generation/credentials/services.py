@@ -19,12 +19,11 @@ def provider_key_set(*, project: Project, provider: str, secret: str, user) -> P
     if provider not in KEYED_PROVIDERS:
         choices = ", ".join(KEYED_PROVIDERS)
         raise ValidationError(f"“{provider}” takes no key here; choose one of {choices}.", code="provider")
-    secret = _clean(secret)
-    key = ProviderKey.objects.filter(project=project, provider=provider).first()
-    key = key or ProviderKey(project=project, provider=provider)
-    key.set_secret(secret)
-    key.created_by = user
-    key.save()
+    key, _ = ProviderKey.objects.update_or_create(
+        project=project,
+        provider=provider,
+        defaults={**ProviderKey.sealing(_clean(secret)), "created_by": user},
+    )
     logger.info("Project %s: %s key …%s set by %s", project.pk, provider, key.hint, user)
     return key
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +11,13 @@ from django.conf import settings
 
 from generation.credentials.models import KEYED_PROVIDERS, ProviderKey
 from generation.credentials.services import project_api_key
-from generation.providers import get_provider
+from generation.providers import available, get_provider
 from generation.providers.base import Provider
+from generation.providers.http import credential_id
 
 _CACHE: dict[tuple[str, str, str], Provider] = {}
+# The test-only providers draw fake images: a production project picking one would look broken.
+TEST_ONLY_PROVIDERS = frozenset({"simulated", "fake"})
 
 
 def provider_options(name: str) -> dict[str, Any]:
@@ -34,8 +36,8 @@ def provider_cache_clear() -> None:
 def provider_for(name: str, model: str = "", *, api_key: str = "") -> Provider:
     """One long-lived instance per provider, model and key in a process, so HTTP connections are reused.
     `api_key` is a project's own key; without one the studio's (from its environment) is sent."""
-    # Keyed by the key's digest, not the key: the cache is no second place a secret sits in the clear.
-    key = (name, model, hashlib.sha256(api_key.encode()).hexdigest() if api_key else "")
+    # Keyed by the key's id, not the key: the cache is no second place a secret sits in the clear.
+    key = (name, model, credential_id(name, api_key) if api_key else "")
     if key not in _CACHE:
         options = provider_options(name)
         if model:
@@ -46,9 +48,15 @@ def provider_for(name: str, model: str = "", *, api_key: str = "") -> Provider:
     return _CACHE[key]
 
 
+def offered_providers() -> list[str]:
+    """The providers a project may choose here: the test-only ones only in development."""
+    return [name for name in available() if settings.DEBUG or name not in TEST_ONLY_PROVIDERS]
+
+
 def keyed_providers() -> list[str]:
-    """The providers a project may set its own key for here (the fake one only where it is offered)."""
-    return [name for name in KEYED_PROVIDERS if settings.DEBUG or name != "fake"]
+    """The offered providers a project may set its own key for."""
+    offered = offered_providers()
+    return [name for name in KEYED_PROVIDERS if name in offered]
 
 
 def project_provider(*, project_id: int, name: str, model: str = "") -> Provider:

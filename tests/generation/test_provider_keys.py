@@ -17,6 +17,7 @@ from generation.runs import services
 from generation.runs.execution import run_execute
 from projects import services as project_services
 from projects.models import Membership, Role
+from tests.api.conftest import bearer
 from tests.generation.conftest import FAST
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -152,8 +153,6 @@ def test_an_owner_of_two_projects_removes_only_the_key_of_the_page_they_are_on(t
 
 
 def test_the_api_sets_lists_and_removes_a_key_without_ever_returning_it(team):
-    from tests.api.conftest import bearer
-
     api = bearer(team.owner)
     base = f"/api/projects/{team.project.pk}/provider-keys"
     put = api.put(base + "/openai", {"secret": SECRET}, content_type="application/json")
