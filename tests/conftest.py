@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from PIL import Image
 
 from generation.fakeprovider import FakeConfig, FakeProviderServer
+from generation.fakeprovider.limits import Limits
 from projects import services
 from projects.models import Membership, Project, Role, Scene
 
@@ -32,6 +33,18 @@ async def fake() -> AsyncIterator[FakeProviderServer]:
     """The fake provider server on loopback (every wire format), seeded for repeatable images."""
     async with FakeProviderServer(FakeConfig(seed=7)) as server:
         yield server
+
+
+class QuotaClock:
+    """The fake server's quota clock, moved by the test instead of the wall: on a loaded machine a
+    window of a fraction of a second rolled between two requests, and one meant to be refused was not."""
+
+    def __init__(self, fake: FakeProviderServer) -> None:
+        self.now = 0.0
+        fake.limits = Limits(lambda: fake.config, clock=lambda: self.now)
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def png_bytes(size: tuple[int, int] = (64, 48), color: str = "teal") -> bytes:

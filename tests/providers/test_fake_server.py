@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from generation.fakeprovider import FakeConfig, FakeProviderServer, Latency, counter_of
-from generation.fakeprovider.limits import Limits
 from generation.providers import get_provider
 from generation.providers.base import ImageRequest
+from tests.conftest import QuotaClock
 
 GEN = "/v1/images/generations"
 BODY = {"model": "gpt-image-1", "prompt": "p", "size": "1024x1024"}
@@ -31,23 +31,20 @@ async def post(http: httpx.AsyncClient, fake: FakeProviderServer, key: str = "k"
 
 
 async def test_the_rpm_window_rolls(fake):
-    # The window's clock moves only when the test moves it: on a loaded machine a real 0.3 s window
-    # rolled between two requests, and the one meant to be refused was admitted.
-    now = [0.0]
-    fake.limits = Limits(lambda: fake.config, clock=lambda: now[0])
+    clock = QuotaClock(fake)
     fake.configure(rpm=2, time_scale=0.005)  # a 0.3 s window
     async with httpx.AsyncClient() as http:
         statuses = [(await post(http, fake)).status_code for _ in range(3)]
         assert statuses == [200, 200, 429]
-        now[0] += 0.1
+        clock.advance(0.1)
         rejected = await post(http, fake)
         wait = int(rejected.headers["retry-after-ms"]) / 1000
         assert 0 < wait <= 0.3 and rejected.headers["retry-after"] == "1"
         assert rejected.headers["x-ratelimit-remaining-requests"] == "0"
         assert rejected.json()["error"]["code"] == "rate_limit_exceeded"
-        now[0] += wait - 0.01
+        clock.advance(wait - 0.01)
         assert (await post(http, fake)).status_code == 429  # not a moment before the wait it announced
-        now[0] += 0.02
+        clock.advance(0.02)
         assert (await post(http, fake)).status_code == 200
 
 

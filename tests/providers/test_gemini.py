@@ -16,6 +16,7 @@ from generation.providers.base import (
     TransientError,
 )
 from generation.providers.gemini import GeminiProvider
+from tests.conftest import QuotaClock
 from tests.providers.helpers import reference
 
 KEY = "AIza-test-key-0123456789"
@@ -81,6 +82,7 @@ async def test_a_non_imagen_model_uses_generate_content_even_without_references(
 
 
 async def test_resource_exhausted_is_a_quota_error_with_the_retry_info_delay(fake, client):
+    clock = QuotaClock(fake)
     fake.configure(rpm=1, time_scale=0.005)  # a 0.3 s window
     gemini = provider(fake, client)
     await gemini.generate(ImageRequest(prompt="p"))
@@ -91,7 +93,7 @@ async def test_resource_exhausted_is_a_quota_error_with_the_retry_info_delay(fak
     assert type(caught.value) is QuotaError
     assert 0.15 < caught.value.retry_after <= 0.3
     assert caught.value.message == "Gemini quota exceeded (retry in 1s)"
-    await asyncio.sleep(caught.value.retry_after)
+    clock.advance(caught.value.retry_after)
     await gemini.generate(ImageRequest(prompt="p"))
 
 

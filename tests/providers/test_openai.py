@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from generation.fakeprovider import FakeProviderServer, counter_of
@@ -15,6 +13,7 @@ from generation.providers.base import (
     TransientError,
 )
 from generation.providers.openai import OpenAIProvider
+from tests.conftest import QuotaClock
 from tests.providers.helpers import closed_port, reference
 
 KEY = "sk-test-0123456789abcdef"
@@ -91,6 +90,7 @@ async def test_it_maps_other_sizes_to_a_gpt_image_size_of_the_same_orientation(f
 
 
 async def test_rate_limit_is_a_quota_error_with_the_wait(fake, client):
+    clock = QuotaClock(fake)
     fake.configure(rpm=1, time_scale=0.005)  # a 0.3 s window
     openai = provider(fake, client)
     await openai.generate(ImageRequest(prompt="p"))
@@ -103,7 +103,7 @@ async def test_rate_limit_is_a_quota_error_with_the_wait(fake, client):
     assert 0.15 < error.retry_after <= 0.3
     assert error.rate_limit.remaining_requests == 0
     assert error.message == "OpenAI rate limit reached (retry in 1s)"
-    await asyncio.sleep(error.retry_after)
+    clock.advance(error.retry_after)
     await openai.generate(ImageRequest(prompt="p"))
 
 
