@@ -79,11 +79,6 @@ class GroupCommit:
             # already running in its thread returns its result), so the caller must learn it.
             return await item.done
 
-    async def idle(self) -> None:
-        """Until every write asked for so far is written: a write that must come after them waits here."""
-        while self._drainer is not None:
-            await asyncio.wait({self._drainer})
-
     async def _drain(self) -> None:
         group: list[Write] = []
         try:

@@ -102,9 +102,7 @@ class RunRecorder(Hooks):
         await self.publish(self.target.event("skipped"), item=item, reason=reason.label, reason_code=reason)
 
     async def durably(self, what: str, write: Callable[..., T], *args: Any) -> T:
-        """A fenced write of this run, retried across a dropped connection (see storage.durably), after
-        the item writes asked for before it: finishing or handing back the run must not overtake them."""
-        await self.commits.idle()
+        """A fenced write of this run, retried across a dropped connection (see storage.durably)."""
         return await durably(what, write, *args, run_id=self.run.pk)
 
     async def item_write(self, what: str, write: Callable[..., T], *args: Any) -> T:
@@ -113,10 +111,10 @@ class RunRecorder(Hooks):
         return await self.commits.write(what, write, *args)
 
     async def _write_alone(self, item: Write) -> Any:
-        return await durably(item.what, item.write, *item.args, run_id=self.run.pk)
+        return await self.durably(item.what, item.write, *item.args)
 
     async def _write_together(self, items: list[Write]) -> list[Any]:
-        return await durably(f"recording {len(items)} items", self._together_sync, items, run_id=self.run.pk)
+        return await self.durably(f"recording {len(items)} items", self._together_sync, items)
 
     def _together_sync(self, items: list[Write]) -> list[Any]:
         """The writes in one transaction: the run's fence is checked once and its counts written once,

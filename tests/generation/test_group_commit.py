@@ -281,17 +281,3 @@ async def test_a_group_rolled_back_by_a_dropped_connection_is_written_again_whol
     # The retried group closed its attempts with the outcomes the rolled-back one had (none left running),
     # and pointed no attempt at a row that rolled back.
     assert await database_sync_to_async(attempts)() == [("succeeded", None)] * 24
-
-
-async def test_a_write_that_must_come_after_the_queued_ones_waits_for_them():
-    database = Database()
-    database.gate.clear()
-    commits = GroupCommit(alone=database.alone, together=database.together)
-    queued = [asyncio.ensure_future(commits.write(name, str, name)) for name in "ab"]
-    await asyncio.sleep(0)
-    after = asyncio.ensure_future(commits.idle())
-    await asyncio.sleep(0.01)
-    assert not after.done()  # e.g. handing the run back: the attempts' closing writes must land first
-    database.gate.set()
-    await after
-    assert all(write.done() for write in queued) and database.transactions == [["a", "b"]]
