@@ -143,7 +143,7 @@ async def test_a_worker_resumes_a_parked_run_by_itself_once_the_shortened_reset_
             await asyncio.sleep(0.05)
     finally:
         scan.cancel()
-        await asyncio.gather(scan, *supervisor.tasks, return_exceptions=True)
+        await asyncio.gather(scan, *supervisor.tasks.values(), return_exceptions=True)
         factory.provider_cache_clear()
     assert "waiting_daily_quota" in seen and seen[-1] == "completed"
     stored = await database_sync_to_async(BatchRun.objects.get)(pk=run.pk)
