@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from channels.db import database_sync_to_async
@@ -61,6 +62,9 @@ STOP_POLL_SECONDS = 0.5
 # A worker that could not renew its lease for this long stops sending and gives the run up: others may
 # take it over only after LEASE_SECONDS, so the margin covers clock skew and a slow last write.
 SELF_FENCE_SECONDS = LEASE_SECONDS / 2
+# A previous holder's last image is at least LEASE_SECONDS - SELF_FENCE_SECONDS older than a takeover; a
+# younger unreferenced file may be a character upload still committing.
+ORPHAN_MIN_AGE_SECONDS = 5.0
 
 
 async def run_execute(
@@ -128,6 +132,7 @@ class RunExecution:
         profile: CredentialProfile | None = None,
     ) -> None:
         self.run = run
+        self.claimed_at = time.time()  # epoch, as file times are: every earlier holder's images predate it
         self.meter = CostMeter(provider=provider)
         self.provider = provider
         self.worker = worker
@@ -344,12 +349,13 @@ class RunExecution:
 
     def _delete_dead_workers_images(self) -> None:
         """A worker killed between saving an image and committing its row left the file behind. Only this
-        run writes the project's generated images now, and the dead worker's files are older than its lease
-        had to lapse before this one took over, so a file of that age no row points to is such an orphan."""
+        run writes the project's generated images now, and a previous holder saved its images before this
+        worker claimed the run (once that holder's lease had lapsed), so a file of then no row points to is
+        such an orphan, however soon this run ends: its beat may have waited behind its writes."""
         if self.run.started is None:
             return
         orphan_media_delete(
-            grace_seconds=BatchRun.LEASE_SECONDS,
+            grace_seconds=max(ORPHAN_MIN_AGE_SECONDS, time.time() - self.claimed_at),
             project_id=self.run.project_id,
             newer_than=self.run.started.timestamp(),
         )

@@ -72,3 +72,35 @@ def test_a_finished_run_deletes_what_a_dead_worker_of_it_left_behind(team, setti
     assert not dead_workers.exists()
     assert before_the_run.exists() and just_written.exists()
     assert BatchRun.objects.get(pk=run.pk).succeeded == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_taken_over_at_once_deletes_what_its_dead_worker_saved_after_its_last_beat(team, settings):
+    """The dead worker may save an image seconds after its last heartbeat (its beats wait their turn
+    behind its writes); the new owner takes over just after the lease lapses and may finish at once."""
+    from asgiref.sync import async_to_sync
+    from django.utils import timezone
+
+    from generation.models import BatchRun
+    from generation.providers.simulated import SimulatedProvider
+    from generation.runs import services
+    from generation.runs.execution import run_execute
+
+    project_services.scene_create(project=team.project, prompt="A river")
+    run, _ = services.run_start(project=team.project, user=team.editor)
+    now = timezone.now()
+    BatchRun.objects.filter(pk=run.pk).update(
+        status=BatchRun.Status.RUNNING,
+        owner="w1",
+        started=now - timezone.timedelta(seconds=60),
+        heartbeat=now - timezone.timedelta(seconds=BatchRun.LEASE_SECONDS + 0.2),
+    )
+    saved_after_the_beat = _plant(settings, team.project.pk, "d" * 32, age=BatchRun.LEASE_SECONDS - 2)
+    just_written = _plant(settings, team.project.pk, "c" * 32, age=1)  # a request's, still committing
+
+    async_to_sync(run_execute)(run_id=run.pk, worker="w2", provider=SimulatedProvider(latency=0.01))
+
+    stored = BatchRun.objects.get(pk=run.pk)
+    assert (stored.owner, stored.succeeded) == ("w2", 1)
+    assert not saved_after_the_beat.exists()
+    assert just_written.exists()
