@@ -27,6 +27,7 @@ from generation.live.events import send_event
 from generation.models import BatchRun, GenerationAttempt
 from generation.providers.base import DailyQuotaError, ImageResult, ProviderError, QuotaError
 from generation.providers.redact import redact
+from generation.runs.commits import GroupCommit, Write
 from generation.runs.counts import progress_payload, run_counts, same_counts
 from generation.runs.outcomes import Answer, Outcome, attempt_outcome, run_cost
 from generation.runs.storage import durably, image_delete, image_save
@@ -79,6 +80,8 @@ class RunRecorder(Hooks):
         self.stopping = False
         self.stored = 0  # successes this recorder wrote
         self._status_written: dict[str, Any] | None = None
+        self.commits = GroupCommit(alone=self._write_alone, together=self._write_together)
+        self._group: _Group | None = None  # set while a group of item writes is being written
 
     def begin(self, plan: Plan, carried: Counters, *, counts: Callable[[], Progress] | None = None) -> None:
         """The run's items (for naming them in events), what it had done before a takeover, and where
@@ -99,8 +102,35 @@ class RunRecorder(Hooks):
         await self.publish(self.target.event("skipped"), item=item, reason=reason.label, reason_code=reason)
 
     async def durably(self, what: str, write: Callable[..., T], *args: Any) -> T:
-        """A fenced write of this run, retried across a dropped connection (see storage.durably)."""
+        """A fenced write of this run, retried across a dropped connection (see storage.durably), after
+        the item writes asked for before it: finishing or handing back the run must not overtake them."""
+        await self.commits.idle()
         return await durably(what, write, *args, run_id=self.run.pk)
+
+    async def item_write(self, what: str, write: Callable[..., T], *args: Any) -> T:
+        """An item's fenced write: as durably(), in one transaction with the item writes that queued
+        up meanwhile (commits.GroupCommit)."""
+        return await self.commits.write(what, write, *args)
+
+    async def _write_alone(self, item: Write) -> Any:
+        return await durably(item.what, item.write, *item.args, run_id=self.run.pk)
+
+    async def _write_together(self, items: list[Write]) -> list[Any]:
+        return await durably(f"recording {len(items)} items", self._together_sync, items, run_id=self.run.pk)
+
+    def _together_sync(self, items: list[Write]) -> list[Any]:
+        """The writes in one transaction: the run's fence is checked once and its counts written once,
+        the newest of them, at the end."""
+        with transaction.atomic():
+            self._group = _Group()
+            try:
+                results = [item.write(*item.args) for item in items]
+                counts = self._group.counts
+            finally:
+                self._group = None
+            if counts is not None:
+                self._update_run(counts)
+        return results
 
     def _ours(self) -> QuerySet[BatchRun]:
         """The run while this worker holds it: the fence on every write (empty once another took over)."""
@@ -109,9 +139,15 @@ class RunRecorder(Hooks):
     def still_held(self) -> bool:
         """Inside a transaction: lock the run row if we still hold it. A takeover updates that row, so it
         lands wholly before this transaction (nothing is written) or after it commits."""
-        if self._ours().select_for_update().exists():
-            return True
-        return self._lost()
+        if self._group is not None and self._group.held is not None:
+            return self._group.held  # locked (or found lost) earlier in this transaction
+        held = self._ours().select_for_update().exists() or self._lost()
+        return self._held(held)
+
+    def _held(self, held: bool) -> bool:
+        if self._group is not None:
+            self._group.held = held
+        return held
 
     def _lost(self) -> bool:
         if self.on_lost is not None:
@@ -122,7 +158,7 @@ class RunRecorder(Hooks):
         # The job's own task: its later log lines carry the item's id.
         bind_log_context(**self.target.attempt_fields(job.key))
         counts = self._counts()
-        held = await self.durably(
+        held = await self.item_write(
             "recording the attempt", self._attempt_started_sync, job, attempt_no, counts
         )
         if held and attempt_no == 1:
@@ -130,7 +166,7 @@ class RunRecorder(Hooks):
             await self.publish(self.target.event("started"), item=item, counts=self.stored_counts())
 
     def _attempt_started_sync(self, job: Job, attempt_no: int, counts: dict[str, Any] | None) -> bool:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):  # a group's writes share its transaction, no savepoints
             held = self._lock_item(job.key, first=attempt_no == 1)
             if held is None:
                 return False
@@ -151,7 +187,7 @@ class RunRecorder(Hooks):
     def _attempt_row(self, job: Job, attempt_no: int) -> None:
         # A retry in this run follows its previous attempt; a first one the item's last failed attempt,
         # looked up inside the insert (this runs for every item's first request).
-        previous = self.attempt_ids.pop(job.key, None) or Subquery(self._last_failed_attempt(job.key))
+        previous = self.attempt_ids.get(job.key) or Subquery(self._last_failed_attempt(job.key))
         # No lock here, unlike the image: a row a lost worker writes after the takeover only stays
         # "running" until the new owner finishes the run, which marks it interrupted (see RunExecution).
         attempt = GenerationAttempt.objects.create(
@@ -165,7 +201,8 @@ class RunRecorder(Hooks):
             **self.target.attempt_fields(job.key),
             **self.target.attempt_record(job.key),
         )
-        self.attempt_ids[job.key] = attempt.pk
+        # Once committed: a write retried after a rollback must not point at the row that rolled back.
+        transaction.on_commit(lambda: self.attempt_ids.__setitem__(job.key, attempt.pk))
 
     def _last_failed_attempt(self, key: int) -> QuerySet[GenerationAttempt]:
         earlier = GenerationAttempt.objects.filter(
@@ -180,7 +217,7 @@ class RunRecorder(Hooks):
             self._answered[job.key] = Answer(job, result, latency, timezone.now())
             return
         outcome = await database_sync_to_async(self._outcome)(job, error, None, latency, timezone.now())
-        await self.durably("closing the attempt", self._close, job.key, outcome)
+        await self.item_write("closing the attempt", self._close, job.key, outcome)
 
     def _outcome(
         self, job: Job, error, result: ImageResult | None, latency: float, finished: datetime
@@ -232,7 +269,7 @@ class RunRecorder(Hooks):
         # Counted here, before the write: the scheduler counts a success only once this hook returns.
         self.stored += 1
         try:
-            recorded = await self.durably(
+            recorded = await self.item_write(
                 "recording the image", self._succeeded_sync, success, self._counts()
             )
         except BaseException:
@@ -253,19 +290,23 @@ class RunRecorder(Hooks):
     def _succeeded_sync(self, success: Success, counts: dict[str, Any] | None) -> bool:
         key = success.job.key
         answer = self._answer_outcome(key)
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             # With the item's row: a reload never shows fewer than the events.
             if not self._hold(counts, run_cost=answer.run_cost if answer else None):
                 return False
             if answer is not None:
                 self._close_attempt(key, answer.fields)
             recorded = self.target.record_success(success)
-        self._answered.pop(key, None)
+        self._answer_written(key)
         return recorded
+
+    def _answer_written(self, key: Hashable) -> None:
+        # Forgotten once committed: a group that rolls back is written again, answer included.
+        transaction.on_commit(lambda: self._answered.pop(key, None))
 
     async def job_failed(self, job: Job, error: ProviderError, attempts: int) -> None:
         reason = error.message if isinstance(error, ProviderError) else redact(str(error))
-        if not await self.durably(
+        if not await self.item_write(
             "recording the failure", self._failed_sync, job.key, reason, self._counts()
         ):
             return
@@ -280,7 +321,7 @@ class RunRecorder(Hooks):
 
     def _failed_sync(self, key: int, reason: str, counts: dict[str, Any] | None) -> bool:
         answer = self._answer_outcome(key)  # an image came, but could not be stored
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             if not self.still_held():
                 return False
             if answer is not None:
@@ -289,7 +330,7 @@ class RunRecorder(Hooks):
                 return False
             self.target.record_failure(key, reason)
             self._update_run(counts)
-        self._answered.pop(key, None)
+        self._answer_written(key)
         return True
 
     def _counts(self) -> dict[str, Any] | None:
@@ -309,6 +350,11 @@ class RunRecorder(Hooks):
     def _update_run(self, counts: dict[str, Any] | None, more: dict[str, Any] | None = None) -> int | None:
         """One fenced update of the run: its counts (unless unchanged) and `more` fields. Returns the rows
         it updated (0: the run is another worker's now), None when there was nothing to write."""
+        if counts is not None and self._group is not None:
+            self._group.defer(counts)  # written once, at the group's end
+            counts = None
+        if counts is not None and self._stale(counts):
+            counts = None
         fields = dict(more or {})
         # When they were taken and the ETA change every time; the counts themselves mostly do not.
         changed = counts is not None and (self._written is None or not same_counts(counts, self._written))
@@ -321,13 +367,18 @@ class RunRecorder(Hooks):
             self._written_on_commit(counts)
         return updated
 
+    def _stale(self, counts: dict[str, Any]) -> bool:
+        """Taken before the counts the row holds: a group of item writes that waited its turn may come
+        after a progress write with newer ones, and writing its counts would take the row back."""
+        return self._written is not None and counts["counts_at"] < self._written["counts_at"]
+
     def _hold(self, counts: dict[str, Any] | None, *, run_cost: dict[str, Any] | None) -> bool:
         """Inside a transaction: as still_held(), with the same statement writing the run's counts and
         adding an attempt's cost (an update locks the row as select_for_update does)."""
         updated = self._update_run(counts, run_cost)
         if updated is None:
             return self.still_held()
-        return bool(updated) or self._lost()
+        return self._held(bool(updated) or self._lost())
 
     def _written_on_commit(self, counts: dict[str, Any]) -> None:
         """What the row holds from the moment the write commits (at once outside a transaction). Not
@@ -406,6 +457,19 @@ class RunRecorder(Hooks):
         self._update_run(counts)
         # What the row holds, unchanged counts not rewritten: the event shows exactly what a reload would.
         return self._written or counts
+
+
+class _Group:
+    """What the writes of one group share: whether the run is still ours (known once its row is locked,
+    the first time a write asks) and the newest counts, written at the end."""
+
+    def __init__(self) -> None:
+        self.held: bool | None = None
+        self.counts: dict[str, Any] | None = None
+
+    def defer(self, counts: dict[str, Any]) -> None:
+        if self.counts is None or counts["counts_at"] >= self.counts["counts_at"]:
+            self.counts = counts
 
 
 def _status_of(snapshot: Progress) -> str:

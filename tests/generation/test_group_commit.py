@@ -1,0 +1,297 @@
+"""Group commit: item writes that queue up while earlier ones are written go in one transaction, and what
+each write means (its fence, its counts, its own failure) stays as it was alone."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from channels.db import database_sync_to_async
+from django.db import IntegrityError, OperationalError
+from django.utils import timezone
+
+from generation.engine.clock import LoopClock
+from generation.engine.config import EngineConfig
+from generation.engine.hooks import StoreError
+from generation.models import BatchRun, GenerationAttempt, SceneVersion
+from generation.runs import targets
+from generation.runs.commits import GroupCommit, Write
+from generation.runs.execution import run_execute
+from generation.runs.recorder import RunRecorder
+from projects import services as project_services
+from projects.models import Scene
+from tests.generation.conftest import simulated
+
+# --- the queue itself: plain asyncio -------------------------------------------------------------------
+
+
+class Database:
+    """What the recorder passes as "alone" and "together": records the transactions it was asked for."""
+
+    def __init__(self, *, fail_together: BaseException | None = None) -> None:
+        self.transactions: list[list[str]] = []
+        self.fail_together = fail_together
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def alone(self, item: Write) -> object:
+        await self.gate.wait()
+        self.transactions.append([item.what])
+        return item.write(*item.args)
+
+    async def together(self, items: list[Write]) -> list[object]:
+        await self.gate.wait()
+        if self.fail_together is not None:
+            raise self.fail_together
+        self.transactions.append([item.what for item in items])
+        return [item.write(*item.args) for item in items]
+
+
+def _fails(message: str):
+    def write() -> None:
+        raise ValueError(message)
+
+    return write
+
+
+async def test_a_write_that_finds_nothing_being_written_goes_alone_at_once():
+    database = Database()
+    commits = GroupCommit(alone=database.alone, together=database.together)
+    assert await commits.write("a", lambda: 1) == 1
+    assert database.transactions == [["a"]] and commits.groups == 0
+
+
+async def test_writes_that_queue_up_meanwhile_go_together_in_their_order():
+    database = Database()
+    database.gate.clear()  # the first write is being written (the ORM's thread is busy)
+    commits = GroupCommit(alone=database.alone, together=database.together)
+    first = asyncio.ensure_future(commits.write("a", lambda: "A"))
+    await asyncio.sleep(0)
+    waiting = [asyncio.ensure_future(commits.write(name, str.upper, name)) for name in "bcd"]
+    await asyncio.sleep(0)
+    database.gate.set()
+    assert await first == "A" and await asyncio.gather(*waiting) == ["B", "C", "D"]
+    assert database.transactions == [["a"], ["b", "c", "d"]] and commits.groups == 1
+
+
+async def test_a_group_is_no_longer_than_its_cap():
+    database = Database()
+    database.gate.clear()
+    commits = GroupCommit(alone=database.alone, together=database.together, max_group=2)
+    writes = [asyncio.ensure_future(commits.write(name, str, name)) for name in "abcde"]
+    await asyncio.sleep(0)
+    database.gate.set()
+    assert await asyncio.gather(*writes) == list("abcde")
+    assert database.transactions == [["a", "b"], ["c", "d"], ["e"]]
+
+
+async def test_a_failing_group_is_written_again_one_by_one_so_one_error_is_that_writes_alone():
+    database = Database(fail_together=IntegrityError("one write broke the group"))
+    database.gate.clear()
+    commits = GroupCommit(alone=database.alone, together=database.together)
+    writes = [
+        asyncio.ensure_future(commits.write("a", lambda: "A")),
+        asyncio.ensure_future(commits.write("b", _fails("b is broken"))),
+        asyncio.ensure_future(commits.write("c", lambda: "C")),
+    ]
+    await asyncio.sleep(0)
+    database.gate.set()
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    assert results[0] == "A" and results[2] == "C"
+    assert isinstance(results[1], ValueError) and str(results[1]) == "b is broken"
+    assert database.transactions == [["a"], ["b"], ["c"]]
+
+
+async def test_an_unavailable_database_fails_the_whole_group_with_the_reason():
+    unavailable = StoreError("the database is unavailable: connection refused")
+    database = Database(fail_together=unavailable)
+    database.gate.clear()
+    commits = GroupCommit(alone=database.alone, together=database.together)
+    writes = [asyncio.ensure_future(commits.write(name, str, name)) for name in "ab"]
+    await asyncio.sleep(0)
+    database.gate.set()
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    assert results == [unavailable, unavailable]
+    assert database.transactions == []  # not tried once more per write: each would wait out the retries
+
+
+async def test_a_cancelled_write_not_yet_begun_is_dropped_and_one_being_written_still_returns():
+    database = Database()
+    database.gate.clear()
+    commits = GroupCommit(alone=database.alone, together=database.together)
+    begun = asyncio.ensure_future(commits.write("a", lambda: "A"))
+    await asyncio.sleep(0)
+    queued = asyncio.ensure_future(commits.write("b", lambda: "B"))
+    await asyncio.sleep(0)
+    begun.cancel()
+    queued.cancel()
+    await asyncio.sleep(0)
+    database.gate.set()
+    # Its outcome stands, so the caller (which would delete the image it wrote) must learn it.
+    assert await begun == "A"
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    assert database.transactions == [["a"]]
+
+
+# --- the recorder's groups, on the database -------------------------------------------------------------
+
+
+@pytest.fixture
+def groups(monkeypatch):
+    """The size of every group the recorder wrote together."""
+    sizes: list[int] = []
+    together = RunRecorder._together_sync
+
+    def counted(self, items):
+        results = together(self, items)
+        sizes.append(len(items))
+        return results
+
+    monkeypatch.setattr(RunRecorder, "_together_sync", counted)
+    return sizes
+
+
+def _scenes(project, count: int) -> list[Scene]:
+    return [project_services.scene_create(project=project, prompt=f"Panel {n}") for n in range(1, count + 1)]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_busy_run_writes_its_items_in_groups_and_every_one_is_recorded(team, start, groups):
+    scenes = await database_sync_to_async(_scenes)(team.project, 30)
+    run = await database_sync_to_async(start)(overrides={"max_concurrency": 30})
+    done = await run_execute(run_id=run.pk, worker="w1", provider=simulated(latency=0))
+    assert (done.status, done.succeeded, done.requests) == ("completed", 30, 30)
+    assert groups and max(groups) > 1  # it did wait for the ORM's thread, and wrote together
+
+    def recorded():
+        ready = Scene.objects.filter(pk__in=[s.pk for s in scenes], status="ready").count()
+        versions = SceneVersion.objects.filter(attempt__run=run).count()
+        attempts = list(GenerationAttempt.objects.filter(run=run).values_list("status", "latency_ms"))
+        return ready, versions, attempts
+
+    ready, versions, attempts = await database_sync_to_async(recorded)()
+    assert ready == versions == 30
+    # Every attempt closed with its outcome, written with its image in the group.
+    assert len(attempts) == 30 and all(s == "succeeded" and ms is not None for s, ms in attempts)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_one_broken_write_in_a_group_fails_its_scene_alone(team, start, groups, monkeypatch):
+    scenes = await database_sync_to_async(_scenes)(team.project, 12)
+    broken = scenes[5].pk
+    add = targets.scene_version_add
+
+    def version_add(**kwargs):
+        if kwargs["scene_id"] == broken:
+            raise IntegrityError("a version row the database refused")
+        return add(**kwargs)
+
+    monkeypatch.setattr(targets, "scene_version_add", version_add)
+    run = await database_sync_to_async(start)(overrides={"max_concurrency": 12})
+    done = await run_execute(run_id=run.pk, worker="w1", provider=simulated(latency=0))
+    assert (done.succeeded, done.failed) == (11, 1)
+
+    def states():
+        return dict(Scene.objects.filter(project=team.project).values_list("pk", "status"))
+
+    status = await database_sync_to_async(states)()
+    assert status.pop(broken) == "failed" and set(status.values()) == {"ready"}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_group_of_a_run_another_worker_took_over_writes_nothing(team):
+    project = team.project
+    scenes = await database_sync_to_async(_scenes)(project, 3)
+    run = await database_sync_to_async(BatchRun.objects.create)(
+        project=project, provider="simulated", status="running", owner="w2"
+    )
+    recorder = RunRecorder(run, worker="w1", config=EngineConfig(), clock=LoopClock())
+    lost: list[str] = []
+    recorder.on_lost = lost.append
+    failures = [Write("recording the failure", recorder._failed_sync, (s.pk, "boom", None)) for s in scenes]
+    results = await database_sync_to_async(recorder._together_sync)(failures)
+    assert results == [False, False, False] and lost  # the fence, asked once, holds for the whole group
+    statuses = await database_sync_to_async(lambda: set(project.scenes.values_list("status", flat=True)))()
+    assert "failed" not in statuses
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_group_that_waited_never_takes_the_runs_counts_back(team):
+    run = await database_sync_to_async(BatchRun.objects.create)(
+        project=team.project, provider="simulated", status="running", owner="w1"
+    )
+    recorder = RunRecorder(run, worker="w1", config=EngineConfig(), clock=LoopClock())
+    earlier, later = timezone.now(), timezone.now() + timedelta(seconds=1)
+
+    def counts(succeeded: int, at) -> dict:
+        return {
+            "succeeded": succeeded,
+            "failed": 0,
+            "requests": succeeded,
+            "retries": 0,
+            "quota_errors": 0,
+            "quota_wait_seconds": 0.0,
+            "pacing_seconds": 0.0,
+            "counts_at": at,
+            "eta_at": None,
+        }
+
+    # A progress write with newer counts went first; the group's counts were taken before them.
+    await database_sync_to_async(recorder._update_run)(counts(5, later))
+    await database_sync_to_async(recorder._together_sync)(
+        [Write("recording the run's counts", recorder._update_run, (counts(3, earlier),))]
+    )
+    run = await database_sync_to_async(BatchRun.objects.get)(pk=run.pk)
+    assert run.succeeded == 5
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_group_rolled_back_by_a_dropped_connection_is_written_again_whole(team, start, monkeypatch):
+    await database_sync_to_async(_scenes)(team.project, 24)
+    add, together = targets.scene_version_add, RunRecorder._together_sync
+    group = {"writing": False, "versions": 0, "dropped": 0}
+
+    def tracked(self, items):
+        group.update(writing=True, versions=0)
+        try:
+            return together(self, items)
+        finally:
+            group["writing"] = False
+
+    def version_add(**kwargs):
+        if group["writing"]:
+            group["versions"] += 1
+            # The second image of a group: the first one's writes roll back with it.
+            if group["versions"] == 2 and not group["dropped"]:
+                group["dropped"] += 1
+                raise OperationalError("server closed the connection unexpectedly")
+        return add(**kwargs)
+
+    monkeypatch.setattr(RunRecorder, "_together_sync", tracked)
+    monkeypatch.setattr(targets, "scene_version_add", version_add)
+    run = await database_sync_to_async(start)(overrides={"max_concurrency": 24})
+    done = await run_execute(run_id=run.pk, worker="w1", provider=simulated(latency=0))
+    assert group["dropped"] and (done.status, done.succeeded) == ("completed", 24)
+
+    def attempts():
+        return list(GenerationAttempt.objects.filter(run=run).values_list("status", "retry_of_id"))
+
+    # The retried group closed its attempts with the outcomes the rolled-back one had (none left running),
+    # and pointed no attempt at a row that rolled back.
+    assert await database_sync_to_async(attempts)() == [("succeeded", None)] * 24
+
+
+async def test_a_write_that_must_come_after_the_queued_ones_waits_for_them():
+    database = Database()
+    database.gate.clear()
+    commits = GroupCommit(alone=database.alone, together=database.together)
+    queued = [asyncio.ensure_future(commits.write(name, str, name)) for name in "ab"]
+    await asyncio.sleep(0)
+    after = asyncio.ensure_future(commits.idle())
+    await asyncio.sleep(0.01)
+    assert not after.done()  # e.g. handing the run back: the attempts' closing writes must land first
+    database.gate.set()
+    await after
+    assert all(write.done() for write in queued) and database.transactions == [["a", "b"]]
