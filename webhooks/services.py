@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
@@ -33,13 +35,34 @@ def endpoint_create(*, project, url: str, events: Sequence[str] = (), user=None)
     return Endpoint.objects.create(project=project, url=url, events=list(events), created_by=user)
 
 
+# Inside endpoints_read_once(): each project's endpoints for an event, as read (and locked) already.
+_read: ContextVar[dict[tuple[int, str], list[Endpoint]] | None] = ContextVar("endpoints_read", default=None)
+
+
+@contextmanager
+def endpoints_read_once() -> Iterator[None]:
+    """For one transaction recording many items (a group commit): read each project's endpoints for an
+    event once. The lock the first read takes holds them until that transaction ends."""
+    token = _read.set({})
+    try:
+        yield
+    finally:
+        _read.reset(token)
+
+
 def _wanting(project_id: int, event: str) -> list[Endpoint]:
+    read = _read.get()
+    if read is not None and (project_id, event) in read:
+        return read[project_id, event]
     endpoints = Endpoint.objects.filter(project_id=project_id, active=True).only("pk", "events")
     if transaction.get_connection().in_atomic_block:
         # Locked (against deletion only) until the caller commits: an endpoint deleted in between would
         # fail that commit on the deliveries' deferred foreign key, losing the change the event announces.
         endpoints = endpoints.select_for_update(no_key=True)
-    return [e for e in endpoints if e.wants(event)]
+    wanting = [e for e in endpoints if e.wants(event)]
+    if read is not None:
+        read[project_id, event] = wanting
+    return wanting
 
 
 def _enqueue(endpoints: list[Endpoint], *, project_id: int, event: str, payload: dict) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import F
@@ -37,9 +38,24 @@ def attempt_outcome(
     return fields
 
 
-def run_cost(cost: AttemptCost) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunCost:
+    """What attempts add to their run's totals: several written as one addition in a group commit."""
+
+    cost: Decimal
+    unpriced: int
+
+    def __add__(self, other: RunCost) -> RunCost:
+        return RunCost(self.cost + other.cost, self.unpriced + other.unpriced)
+
+    def fields(self) -> dict[str, Any]:
+        """The run row's update: added to what it holds, whoever wrote that."""
+        return {"cost": F("cost") + self.cost, "unpriced": F("unpriced") + self.unpriced}
+
+
+def run_cost(cost: AttemptCost) -> RunCost:
     """An attempt's cost as an addition to its run's totals."""
-    return {"cost": F("cost") + (cost.cost or 0), "unpriced": F("unpriced") + int(cost.unpriced)}
+    return RunCost(cost.cost or Decimal(0), int(cost.unpriced))
 
 
 def _error_fields(error: BaseException | None) -> dict[str, Any]:
@@ -68,4 +84,4 @@ class Outcome:
     """An attempt row's closing fields, and what the attempt adds to its run's cost (None: not billed)."""
 
     fields: dict[str, Any]
-    run_cost: dict[str, Any] | None = None
+    run_cost: RunCost | None = None

@@ -29,11 +29,12 @@ from generation.providers.base import DailyQuotaError, ImageResult, ProviderErro
 from generation.providers.redact import redact
 from generation.runs.commits import GroupCommit, Write
 from generation.runs.counts import progress_payload, run_counts, same_counts
-from generation.runs.outcomes import Answer, Outcome, attempt_outcome, run_cost
+from generation.runs.outcomes import Answer, Outcome, RunCost, attempt_outcome, run_cost
 from generation.runs.storage import durably, image_delete, image_save
 from generation.runs.targets import Plan, Success, Target, item_payload, target_for
 from ops.logs import bind_log_context
 from projects.models import SkipReason
+from webhooks.services import endpoints_read_once
 
 # What "Stopping: …" says after someone pressed Stop (the engine's own message is the run's reason).
 STOP_REQUESTED = "no new requests; images already being generated may still arrive"
@@ -121,15 +122,13 @@ class RunRecorder(Hooks):
     def _together_sync(self, items: list[Write]) -> list[Any]:
         """The writes in one transaction: the run's fence is checked once and its counts written once,
         the newest of them, at the end."""
-        with transaction.atomic():
-            self._group = _Group()
+        with transaction.atomic(), endpoints_read_once():
+            self._group = group = _Group()
             try:
                 results = [item.write(*item.args) for item in items]
-                counts = self._group.counts
             finally:
                 self._group = None
-            if counts is not None:
-                self._update_run(counts)
+            self._update_run(group.counts, group.cost)
         return results
 
     def _ours(self) -> QuerySet[BatchRun]:
@@ -347,15 +346,15 @@ class RunRecorder(Hooks):
             return None
         return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in self._written.items()}
 
-    def _update_run(self, counts: dict[str, Any] | None, more: dict[str, Any] | None = None) -> int | None:
-        """One fenced update of the run: its counts (unless unchanged) and `more` fields. Returns the rows
-        it updated (0: the run is another worker's now), None when there was nothing to write."""
-        if counts is not None and self._group is not None:
-            self._group.defer(counts)  # written once, at the group's end
-            counts = None
+    def _update_run(self, counts: dict[str, Any] | None, cost: RunCost | None = None) -> int | None:
+        """One fenced update of the run: its counts (unless unchanged) and attempts' `cost`. Returns the
+        rows it updated (0: the run is another worker's now), None when there was nothing to write."""
+        if self._group is not None:
+            self._group.defer(counts, cost)  # written once, at the group's end
+            return None
         if counts is not None and self._stale(counts):
             counts = None
-        fields = dict(more or {})
+        fields = cost.fields() if cost is not None else {}
         # When they were taken and the ETA change every time; the counts themselves mostly do not.
         changed = counts is not None and (self._written is None or not same_counts(counts, self._written))
         if changed:
@@ -372,7 +371,7 @@ class RunRecorder(Hooks):
         after a progress write with newer ones, and writing its counts would take the row back."""
         return self._written is not None and counts["counts_at"] < self._written["counts_at"]
 
-    def _hold(self, counts: dict[str, Any] | None, *, run_cost: dict[str, Any] | None) -> bool:
+    def _hold(self, counts: dict[str, Any] | None, *, run_cost: RunCost | None) -> bool:
         """Inside a transaction: as still_held(), with the same statement writing the run's counts and
         adding an attempt's cost (an update locks the row as select_for_update does)."""
         updated = self._update_run(counts, run_cost)
@@ -461,15 +460,18 @@ class RunRecorder(Hooks):
 
 class _Group:
     """What the writes of one group share: whether the run is still ours (known once its row is locked,
-    the first time a write asks) and the newest counts, written at the end."""
+    the first time a write asks), and the newest counts and the costs added, written at the end."""
 
     def __init__(self) -> None:
         self.held: bool | None = None
         self.counts: dict[str, Any] | None = None
+        self.cost: RunCost | None = None
 
-    def defer(self, counts: dict[str, Any]) -> None:
-        if self.counts is None or counts["counts_at"] >= self.counts["counts_at"]:
+    def defer(self, counts: dict[str, Any] | None, cost: RunCost | None) -> None:
+        if counts is not None and (self.counts is None or counts["counts_at"] >= self.counts["counts_at"]):
             self.counts = counts
+        if cost is not None:
+            self.cost = cost if self.cost is None else self.cost + cost
 
 
 def _status_of(snapshot: Progress) -> str:

@@ -295,3 +295,52 @@ async def test_a_write_that_must_come_after_the_queued_ones_waits_for_them():
     database.gate.set()
     await after
     assert all(write.done() for write in queued) and database.transactions == [["a", "b"]]
+
+
+@pytest.fixture
+def statements(monkeypatch):
+    """Every SQL statement run, on any thread's connection."""
+    from django.db.backends import utils
+
+    seen: list[str] = []
+    execute = utils.CursorWrapper.execute
+
+    def counted(self, sql, params=None):
+        seen.append(sql)
+        return execute(self, sql, params)
+
+    monkeypatch.setattr(utils.CursorWrapper, "execute", counted)
+    return seen
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_group_reads_the_webhooks_and_adds_the_costs_once_and_loses_none(
+    team, start, groups, statements, settings
+):
+    from generation.models import Price
+    from webhooks.models import Delivery
+    from webhooks.services import endpoint_create
+
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    await database_sync_to_async(Price.objects.create)(
+        provider="simulated", model="", per_image="0.04", effective=timezone.now().date() - timedelta(days=1)
+    )
+    await database_sync_to_async(endpoint_create)(
+        project=team.project, url="http://127.0.0.1:9/hook", events=["scene.ready"], user=team.owner
+    )
+    await database_sync_to_async(_scenes)(team.project, 30)
+    run = await database_sync_to_async(start)(overrides={"max_concurrency": 30})
+    done = await run_execute(run_id=run.pk, worker="w1", provider=simulated(latency=0))
+    assert done.succeeded == 30 and groups and max(groups) > 1
+
+    def cost_of_each():
+        return list(GenerationAttempt.objects.filter(run=run).values_list("cost", flat=True))
+
+    costs = await database_sync_to_async(cost_of_each)()
+    assert len(costs) == 30 and all(costs) and done.cost == sum(costs)  # every attempt billed to the run
+    deliveries = await database_sync_to_async(Delivery.objects.filter(event="scene.ready").count)()
+    assert deliveries == 30
+    lookups = [sql for sql in statements if sql.startswith("SELECT") and '"webhooks_endpoint"' in sql]
+    run_updates = [sql for sql in statements if sql.startswith('UPDATE "generation_batchrun"')]
+    cost_updates = [sql for sql in run_updates if '"cost"' in sql]
+    assert len(lookups) < 30 and len(cost_updates) < 30
