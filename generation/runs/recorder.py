@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
 from django.db import transaction
-from django.db.models import Exists, QuerySet, Subquery
+from django.db.models import Exists, QuerySet
 from django.utils import timezone
 
 from generation.costs.meter import CostMeter
@@ -31,7 +31,7 @@ from generation.runs.commits import GroupCommit, Write
 from generation.runs.counts import progress_payload, run_counts, same_counts
 from generation.runs.outcomes import Answer, Outcome, RunCost, attempt_outcome, run_cost
 from generation.runs.storage import durably, image_delete, image_save
-from generation.runs.targets import Plan, Success, Target, item_payload, target_for
+from generation.runs.targets import Plan, Success, Target, item_of, item_payload, target_for
 from ops.logs import bind_log_context
 from projects.models import SkipReason
 from webhooks.services import endpoints_read_once
@@ -71,6 +71,7 @@ class RunRecorder(Hooks):
         self.carried = Counters()
         self.seq = 0
         self.attempt_ids: dict[int, int] = {}
+        self._failed_before: dict[int, int] | None = None  # see _previous_attempt
         # A succeeded attempt's outcome, written with its image (job_succeeded), or with the failure when
         # the image could not be stored (job_failed): one database trip per generated item, not two.
         self._answered: dict[Hashable, Answer] = {}
@@ -125,6 +126,8 @@ class RunRecorder(Hooks):
         with transaction.atomic(), endpoints_read_once():
             self._group = group = _Group()
             try:
+                # Locked first: once the run row is ours in this transaction, no write needs a fence.
+                self.still_held()
                 results = [item.write(*item.args) for item in items]
             finally:
                 self._group = None
@@ -134,6 +137,13 @@ class RunRecorder(Hooks):
     def _ours(self) -> QuerySet[BatchRun]:
         """The run while this worker holds it: the fence on every write (empty once another took over)."""
         return BatchRun.objects.filter(pk=self.run.pk, owner=self.worker)
+
+    def _fence(self) -> Exists | None:
+        """The condition a write adds to stay ours: none once this transaction holds the run row locked
+        (a takeover updates that row, so it waits for the commit); compiling it costs every write."""
+        if self._group is not None and self._group.held:
+            return None
+        return Exists(self._ours())
 
     def still_held(self) -> bool:
         """Inside a transaction: lock the run row if we still hold it. A takeover updates that row, so it
@@ -179,14 +189,12 @@ class RunRecorder(Hooks):
         matches nothing (the item gone, or the run lost) is there anything more to ask."""
         if not first:
             return None if self.target.gone(key) else True
-        if self.target.mark_started(key, fence=Exists(self._ours())):
+        if self.target.mark_started(key, fence=self._fence()):
             return True
         return None if self.target.gone(key) else False
 
     def _attempt_row(self, job: Job, attempt_no: int) -> None:
-        # A retry in this run follows its previous attempt; a first one the item's last failed attempt,
-        # looked up inside the insert (this runs for every item's first request).
-        previous = self.attempt_ids.get(job.key) or Subquery(self._last_failed_attempt(job.key))
+        previous = self._previous_attempt(job.key)
         # No lock here, unlike the image: a row a lost worker writes after the takeover only stays
         # "running" until the new owner finishes the run, which marks it interrupted (see RunExecution).
         attempt = GenerationAttempt.objects.create(
@@ -203,11 +211,14 @@ class RunRecorder(Hooks):
         # Once committed: a write retried after a rollback must not point at the row that rolled back.
         transaction.on_commit(lambda: self.attempt_ids.__setitem__(job.key, attempt.pk))
 
-    def _last_failed_attempt(self, key: int) -> QuerySet[GenerationAttempt]:
-        earlier = GenerationAttempt.objects.filter(
-            **self.target.attempt_fields(key), status=GenerationAttempt.Status.FAILED
-        )
-        return earlier.order_by("-started", "-pk").values("pk")[:1]
+    def _previous_attempt(self, key: Hashable) -> int | None:
+        """What an attempt retries: the item's previous one in this run, else its last failed one before
+        this recorder's first request (read then for all the run's items: one query, not one per item)."""
+        if (previous := self.attempt_ids.get(key)) is not None:
+            return previous
+        if self._failed_before is None:
+            self._failed_before = self.target.last_failed_attempts({item_of(j.key) for j in self.plan.jobs})
+        return self._failed_before.get(item_of(key))
 
     async def attempt_finished(self, job, attempt_no, error, result, latency) -> None:
         if result is not None:
@@ -247,9 +258,10 @@ class RunRecorder(Hooks):
         if attempt_id is None:
             return
         # Only a running attempt of a run we hold: a new owner may have marked it interrupted already.
-        GenerationAttempt.objects.filter(
-            Exists(self._ours()), pk=attempt_id, status=GenerationAttempt.Status.RUNNING
-        ).update(**fields)
+        attempts = GenerationAttempt.objects.filter(pk=attempt_id, status=GenerationAttempt.Status.RUNNING)
+        if (fence := self._fence()) is not None:
+            attempts = attempts.filter(fence)
+        attempts.update(**fields)
 
     def _answer_outcome(self, key: Hashable) -> Outcome | None:
         """The outcome of the item's succeeded attempt not written yet, worked out once."""
@@ -460,7 +472,7 @@ class RunRecorder(Hooks):
 
 class _Group:
     """What the writes of one group share: whether the run is still ours (known once its row is locked,
-    the first time a write asks), and the newest counts and the costs added, written at the end."""
+    at the start), and the newest counts and the costs added, written at the end."""
 
     def __init__(self) -> None:
         self.held: bool | None = None

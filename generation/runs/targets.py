@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from generation.engine.jobs import Job
-from generation.models import BatchRun, SceneVersion
+from generation.models import BatchRun, GenerationAttempt, SceneVersion
 from generation.providers.base import ImageRequest, ImageResult, Provider
 from generation.runs.references import ReferenceReader, ReferenceUnreadable
 from generation.runs.selectors import project_totals, scenes_claimed
@@ -110,7 +110,16 @@ class Target:
         """The run's items deleted while it ran: whatever the engine did with them, nothing is left."""
         return set()
 
-    def mark_started(self, key: int, *, fence: Exists) -> bool:
+    def last_failed_attempts(self, items: set[int]) -> dict[int, int]:
+        """Each item's newest failed attempt (in any run): the one its next attempt retries."""
+        column = f"{self.noun}_id"
+        failed = GenerationAttempt.objects.filter(
+            status=GenerationAttempt.Status.FAILED, **{f"{column}__in": items}
+        )
+        # Oldest first, so each item keeps its newest.
+        return dict(failed.order_by("started", "pk").values_list(column, "pk"))
+
+    def mark_started(self, key: int, *, fence: Exists | None) -> bool:
         """The item's first request is about to go; False when the fence no longer holds."""
         return True
 
@@ -258,7 +267,7 @@ class SceneTarget(Target):
         present = set(Scene.objects.filter(pk__in={item_of(k) for k in keys}).values_list("pk", flat=True))
         return {key for key in keys if item_of(key) not in present}
 
-    def mark_started(self, key: Hashable, *, fence: Exists) -> bool:
+    def mark_started(self, key: Hashable, *, fence: Exists | None) -> bool:
         # Fenced: a scene the new owner may have generated since must not look "generating" again.
         return bool(Scene.objects.filter(pk=item_of(key)).mark_generating(fence=fence))
 

@@ -14,7 +14,9 @@ from django.utils import timezone
 from generation.engine.clock import LoopClock
 from generation.engine.config import EngineConfig
 from generation.engine.hooks import StoreError
+from generation.engine.jobs import Job
 from generation.models import BatchRun, GenerationAttempt, SceneVersion
+from generation.providers.base import ImageRequest
 from generation.runs import targets
 from generation.runs.commits import GroupCommit, Write
 from generation.runs.execution import run_execute
@@ -329,3 +331,54 @@ def test_a_group_reads_the_webhooks_and_adds_the_costs_once_and_loses_none(team,
     run_updates = [sql for sql in statements if sql.startswith('UPDATE "generation_batchrun"')]
     cost_updates = [sql for sql in run_updates if '"cost"' in sql]
     assert len(lookups) < 30 and len(cost_updates) < 30
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_groups_item_writes_need_no_fence_once_it_holds_the_run_and_retries_still_link(team, start, groups):
+    """The run row is locked once at a group's start, so its item writes carry no subquery on the run (each
+    cost its compilation and the database's work), and an item's earlier failures are read once a run."""
+    from asgiref.sync import async_to_sync
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    scenes = _scenes(team.project, 30)
+    earlier = BatchRun.objects.create(project=team.project, provider="simulated", status="completed")
+    failed = GenerationAttempt.objects.create(
+        run=earlier, scene=scenes[3], number=1, status="failed", started=timezone.now()
+    )
+    run = start(overrides={"max_concurrency": 30})
+    with CaptureQueriesContext(connection) as captured:
+        done = async_to_sync(run_execute)(run_id=run.pk, worker="w1", provider=simulated(latency=0))
+    assert done.succeeded == 30 and groups and max(groups) > 1
+
+    statements = [query["sql"] for query in captured.captured_queries]
+    item_writes = [
+        sql
+        for sql in statements
+        if sql.startswith(('UPDATE "projects_scene"', 'UPDATE "generation_generationattempt"'))
+    ]
+    fenced = [sql for sql in item_writes if '"generation_batchrun"' in sql]
+    # Only the writes that went alone keep the fence: 60 item writes were fenced before.
+    assert len(item_writes) >= 60 and len(fenced) < 15
+    inserts = [sql for sql in statements if sql.startswith('INSERT INTO "generation_generationattempt"')]
+    assert len(inserts) == 30 and not [sql for sql in inserts if "SELECT" in sql]
+    retry = GenerationAttempt.objects.get(run=run, scene=scenes[3])
+    assert retry.retry_of_id == failed.pk  # the earlier failure, found without a lookup per scene
+    others = GenerationAttempt.objects.filter(run=run).exclude(scene=scenes[3])
+    assert not others.filter(retry_of__isnull=False).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_group_of_first_requests_of_a_run_another_worker_took_over_marks_no_scene(team):
+    project = team.project
+    scenes = await database_sync_to_async(_scenes)(project, 3)
+    run = await database_sync_to_async(BatchRun.objects.create)(
+        project=project, provider="simulated", status="running", owner="w2"
+    )
+    recorder = RunRecorder(run, worker="w1", config=EngineConfig(), clock=LoopClock())
+    recorder.on_lost = lambda why: None
+    jobs = [Job(key=s.pk, request=ImageRequest(prompt=s.prompt)) for s in scenes]
+    writes = [Write("recording the attempt", recorder._attempt_started_sync, (job, 1, None)) for job in jobs]
+    assert await database_sync_to_async(recorder._together_sync)(writes) == [False, False, False]
+    statuses = await database_sync_to_async(lambda: set(project.scenes.values_list("status", flat=True)))()
+    assert "generating" not in statuses

@@ -17,8 +17,8 @@ from projects.models import Scene
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SCENES = 20
-# Per scene, 12: BEGIN, the scene marked generating (its lock), the attempt row (its retry_of looked up
-# inside the insert), the run's counts, COMMIT; then BEGIN, the run's counts and the attempt's cost (the
+# Per scene, 12: BEGIN, the scene marked generating (its lock), the attempt row (its retry_of read once
+# a run), the run's counts, COMMIT; then BEGIN, the run's counts and the attempt's cost (the
 # lease's lock), the scene locked with its last version number, the version, the scene marked ready, the
 # webhook outbox lookup, the attempt's outcome, COMMIT. 18 before they were cut; lower it when one goes.
 QUERIES_PER_SCENE = 12
