@@ -202,16 +202,23 @@ async def test_one_broken_write_in_a_group_fails_its_scene_alone(team, start, gr
     assert status.pop(broken) == "failed" and set(status.values()) == {"ready"}
 
 
-@pytest.mark.django_db(transaction=True)
-async def test_a_group_of_a_run_another_worker_took_over_writes_nothing(team):
-    project = team.project
-    scenes = await database_sync_to_async(_scenes)(project, 3)
+async def _recorder_of_a_run_taken_over(project, scenes: int) -> tuple[list[Scene], RunRecorder, list[str]]:
+    """A run of `scenes` new scenes that w2 holds now, and w1's recorder for it, with the list of what it
+    was told it lost."""
+    created = await database_sync_to_async(_scenes)(project, scenes)
     run = await database_sync_to_async(BatchRun.objects.create)(
         project=project, provider="simulated", status="running", owner="w2"
     )
     recorder = RunRecorder(run, worker="w1", config=EngineConfig(), clock=LoopClock())
     lost: list[str] = []
     recorder.on_lost = lost.append
+    return created, recorder, lost
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_group_of_a_run_another_worker_took_over_writes_nothing(team):
+    project = team.project
+    scenes, recorder, lost = await _recorder_of_a_run_taken_over(project, 3)
     failures = [Write("recording the failure", recorder._failed_sync, (s.pk, "boom", None)) for s in scenes]
     results = await database_sync_to_async(recorder._together_sync)(failures)
     assert results == [False, False, False] and lost  # the fence, asked once, holds for the whole group
@@ -371,12 +378,7 @@ def test_a_groups_item_writes_need_no_fence_once_it_holds_the_run_and_retries_st
 @pytest.mark.django_db(transaction=True)
 async def test_a_group_of_first_requests_of_a_run_another_worker_took_over_marks_no_scene(team):
     project = team.project
-    scenes = await database_sync_to_async(_scenes)(project, 3)
-    run = await database_sync_to_async(BatchRun.objects.create)(
-        project=project, provider="simulated", status="running", owner="w2"
-    )
-    recorder = RunRecorder(run, worker="w1", config=EngineConfig(), clock=LoopClock())
-    recorder.on_lost = lambda why: None
+    scenes, recorder, _ = await _recorder_of_a_run_taken_over(project, 3)
     jobs = [Job(key=s.pk, request=ImageRequest(prompt=s.prompt)) for s in scenes]
     writes = [Write("recording the attempt", recorder._attempt_started_sync, (job, 1, None)) for job in jobs]
     assert await database_sync_to_async(recorder._together_sync)(writes) == [False, False, False]
