@@ -16,7 +16,6 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from generation.models import BatchRun, GenerationAttempt, SceneVersion
-from generation.providers.base import ImageRequest, ImageResult
 from generation.providers.simulated import SimulatedProvider
 from generation.runs import providers as factory
 from generation.runs import services
@@ -25,7 +24,7 @@ from generation.runs.worker import Supervisor
 from projects import services as project_services
 from projects.models import Scene
 from tests.faults.checks import assert_counts_match_rows, assert_nothing_lost
-from tests.generation.conftest import wait_until
+from tests.generation.conftest import Stalling, take_over, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
@@ -139,21 +138,6 @@ def test_stoprun_by_project_stops_a_queued_run(project, team):
     assert run.status == "stopped"
 
 
-class Stalling(SimulatedProvider):
-    """Answers `answers` requests, then hangs: a worker that dies mid-run."""
-
-    def __init__(self, answers: int) -> None:
-        super().__init__(latency=0.01)
-        self.answers, self.sent = answers, 0
-
-    async def generate(self, request: ImageRequest) -> ImageResult:
-        self.sent += 1
-        self.answers -= 1
-        if self.answers < 0:
-            await asyncio.Event().wait()
-        return await super().generate(request)
-
-
 async def test_counters_after_a_takeover_equal_the_requests_really_sent(project, team):
     run = await database_sync_to_async(new_run)(project, team.owner, max_concurrency=3, start_concurrency=3)
     claimed = await database_sync_to_async(services.run_claim)(run_id=run.pk, worker="a")
@@ -165,9 +149,7 @@ async def test_counters_after_a_takeover_equal_the_requests_really_sent(project,
     await wait_until(lambda: first.sent == 7 and succeeded.count() == 4)
     dying.cancel()  # kill -9: its last progress write is up to a second old
 
-    stale = timezone.now() - timedelta(seconds=services.LEASE_SECONDS + 1)
-    await database_sync_to_async(BatchRun.objects.filter(pk=run.pk).update)(heartbeat=stale)
-    taken = await database_sync_to_async(services.run_claim)(run_id=run.pk, worker="b")
+    taken = await database_sync_to_async(take_over)(run.pk, "b")
     second = SimulatedProvider(latency=0.01)
     row = await RunExecution(taken, provider=second, worker="b").execute()
     assert (row.status, row.succeeded) == ("completed", 8)

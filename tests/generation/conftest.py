@@ -3,12 +3,16 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
 from django.core.files.base import ContentFile
 from django.core.management import call_command
+from django.utils import timezone
 
+from generation.models import BatchRun
+from generation.providers.base import ImageRequest, ImageResult
 from generation.providers.simulated import SimulatedProvider
 from generation.runs import providers as factory
 from generation.runs import services
@@ -78,3 +82,27 @@ async def poll_until(check: Callable[[], Awaitable[object]], timeout: float = 10
             return
         await asyncio.sleep(0.02)  # watching other tasks work; the condition decides
     raise AssertionError("timed out")
+
+
+class Stalling(SimulatedProvider):
+    """Answers the first `answers` requests, then hangs: a worker that dies mid-run."""
+
+    def __init__(self, answers: int) -> None:
+        super().__init__(latency=0.01)
+        self.answers, self.sent = answers, 0
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        self.sent += 1
+        self.answers -= 1
+        if self.answers < 0:
+            await asyncio.Event().wait()
+        return await super().generate(request)
+
+
+def take_over(run_id: int, worker: str) -> BatchRun | None:
+    """The old owner's lease lapses (as far as `worker` can tell), and `worker` claims the run. One call
+    in the ORM's thread: a test's "dead" worker is a cancelled task whose writes already under way still
+    land (each renewing the lease), and none may come in between."""
+    stale = timezone.now() - timedelta(seconds=services.LEASE_SECONDS + 1)
+    BatchRun.objects.filter(pk=run_id).update(heartbeat=stale)
+    return services.run_claim(run_id=run_id, worker=worker)

@@ -4,19 +4,16 @@ for two worker processes (what the scale tests check with real processes, here i
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
-from django.utils import timezone
 
 from generation.models import BatchRun, GenerationAttempt, SceneVersion
-from generation.providers.base import ImageRequest, ImageResult
 from generation.providers.simulated import SimulatedProvider
 from generation.runs import services
 from generation.runs.execution import RunExecution
 from projects.models import Scene
-from tests.generation.conftest import FAST, wait_until
+from tests.generation.conftest import FAST, Stalling, take_over, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,28 +26,6 @@ def run(team, scenes) -> BatchRun:
 
 def claim(run_id: int, worker: str) -> BatchRun | None:
     return services.run_claim(run_id=run_id, worker=worker)
-
-
-def take_over(run_id: int, worker: str) -> BatchRun | None:
-    """The old owner's lease lapses (as far as `worker` can tell), and `worker` claims the run. One call
-    in the ORM's thread, so no heartbeat of the old owner can come in between."""
-    stale = timezone.now() - timedelta(seconds=services.LEASE_SECONDS + 1)
-    BatchRun.objects.filter(pk=run_id).update(heartbeat=stale)
-    return claim(run_id, worker)
-
-
-class Stalling(SimulatedProvider):
-    """Answers the first `answers` requests, then hangs: a worker that dies mid-run."""
-
-    def __init__(self, answers: int) -> None:
-        super().__init__(latency=0.01)
-        self.answers = answers
-
-    async def generate(self, request: ImageRequest) -> ImageResult:
-        self.answers -= 1
-        if self.answers < 0:
-            await asyncio.Event().wait()
-        return await super().generate(request)
 
 
 async def test_a_run_taken_over_from_a_dead_worker_generates_only_what_is_left(run):
