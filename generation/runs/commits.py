@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,11 +32,13 @@ def _future() -> asyncio.Future:
 
 @dataclass(eq=False)
 class Write:
-    """One write waiting for its turn: `write(*args)` runs in the ORM's thread."""
+    """One write waiting for its turn: `write(*args)` runs in the ORM's thread; `key` names the item it
+    writes, if any (what a group may do for several items at once depends on which)."""
 
     what: str
     write: Callable[..., Any]
     args: tuple[Any, ...]
+    key: Hashable | None = None
     done: asyncio.Future = field(default_factory=_future)
     started: bool = False
 
@@ -64,8 +66,8 @@ class GroupCommit:
         self._drainer: asyncio.Task | None = None
         self.groups = 0  # transactions that held more than one write
 
-    async def write(self, what: str, write: Callable[..., Any], *args: Any) -> Any:
-        item = Write(what, write, args)
+    async def write(self, what: str, write: Callable[..., Any], *args: Any, key: Hashable = None) -> Any:
+        item = Write(what, write, args, key)
         self._pending.append(item)
         if self._drainer is None:
             self._drainer = asyncio.create_task(self._drain())

@@ -9,6 +9,7 @@ so a worker that lost the run to another writes nothing more.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Hashable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -109,10 +110,10 @@ class RunRecorder(Hooks):
         await self.commits.idle()
         return await durably(what, write, *args, run_id=self.run.pk)
 
-    async def item_write(self, what: str, write: Callable[..., T], *args: Any) -> T:
-        """An item's fenced write: as durably(), in one transaction with the item writes that queued
-        up meanwhile (commits.GroupCommit)."""
-        return await self.commits.write(what, write, *args)
+    async def item_write(self, what: str, write: Callable[..., T], key: Hashable, *args: Any) -> T:
+        """The fenced write of the item `key`: as durably(), in one transaction with the item writes that
+        queued up meanwhile (commits.GroupCommit)."""
+        return await self.commits.write(what, write, key, *args, key=key)
 
     async def _write_alone(self, item: Write) -> Any:
         return await durably(item.what, item.write, *item.args, run_id=self.run.pk)
@@ -122,17 +123,37 @@ class RunRecorder(Hooks):
 
     def _together_sync(self, items: list[Write]) -> list[Any]:
         """The writes in one transaction: the run's fence is checked once and its counts written once,
-        the newest of them, at the end."""
+        the newest of them, at the end. What the items' first requests and images need of the database
+        is done for all of them at once (Target.begin_group), and their rows inserted together."""
         with transaction.atomic(), endpoints_read_once():
             self._group = group = _Group()
             try:
                 # Locked first: once the run row is ours in this transaction, no write needs a fence.
-                self.still_held()
+                if self.still_held():
+                    self.target.begin_group(**self._shared(items))
                 results = [item.write(*item.args) for item in items]
+                self._insert_attempts(group.attempts)
+                self.target.end_group()
             finally:
                 self._group = None
+                self.target.group = None
             self._update_run(group.counts, group.cost)
         return results
+
+    def _shared(self, items: list[Write]) -> dict[str, set[int]]:
+        """The items whose first request (`started`) or image (`succeeded`) the group may write together
+        with the others': those no other write of the group touches, so none sees the other half done."""
+        if any(item.key is None for item in items):
+            return {"started": set(), "succeeded": set()}
+        touched = Counter(item_of(item.key) for item in items)
+        once = {item for item, writes in touched.items() if writes == 1}
+        started = {
+            item_of(item.key)
+            for item in items
+            if item.write == self._attempt_started_sync and item.args[2] == 1
+        }
+        succeeded = {item_of(item.key) for item in items if item.write == self._succeeded_sync}
+        return {"started": started & once, "succeeded": succeeded & once}
 
     def _ours(self) -> QuerySet[BatchRun]:
         """The run while this worker holds it: the fence on every write (empty once another took over)."""
@@ -168,13 +189,15 @@ class RunRecorder(Hooks):
         bind_log_context(**self.target.attempt_fields(job.key))
         counts = self._counts()
         held = await self.item_write(
-            "recording the attempt", self._attempt_started_sync, job, attempt_no, counts
+            "recording the attempt", self._attempt_started_sync, job.key, job, attempt_no, counts
         )
         if held and attempt_no == 1:
             item = item_payload(self.plan, job.key)
             await self.publish(self.target.event("started"), item=item, counts=self.stored_counts())
 
-    def _attempt_started_sync(self, job: Job, attempt_no: int, counts: dict[str, Any] | None) -> bool:
+    def _attempt_started_sync(
+        self, key: Hashable, job: Job, attempt_no: int, counts: dict[str, Any] | None
+    ) -> bool:
         with transaction.atomic(savepoint=False):  # a group's writes share its transaction, no savepoints
             held = self._lock_item(job.key, first=attempt_no == 1)
             if held is None:
@@ -197,7 +220,7 @@ class RunRecorder(Hooks):
         previous = self._previous_attempt(job.key)
         # No lock here, unlike the image: a row a lost worker writes after the takeover only stays
         # "running" until the new owner finishes the run, which marks it interrupted (see RunExecution).
-        attempt = GenerationAttempt.objects.create(
+        attempt = GenerationAttempt(
             run=self.run,
             number=attempt_no,
             provider=self.run.provider,
@@ -208,8 +231,20 @@ class RunRecorder(Hooks):
             **self.target.attempt_fields(job.key),
             **self.target.attempt_record(job.key),
         )
+        if self._group is not None:
+            self._group.attempts.append((job.key, attempt))  # inserted with the group's others
+            return
+        attempt.save(force_insert=True)
+        self._remember(job.key, attempt)
+
+    def _insert_attempts(self, attempts: list[tuple[Hashable, GenerationAttempt]]) -> None:
+        GenerationAttempt.objects.bulk_create([attempt for _, attempt in attempts])
+        for key, attempt in attempts:
+            self._remember(key, attempt)
+
+    def _remember(self, key: Hashable, attempt: GenerationAttempt) -> None:
         # Once committed: a write retried after a rollback must not point at the row that rolled back.
-        transaction.on_commit(lambda: self.attempt_ids.__setitem__(job.key, attempt.pk))
+        transaction.on_commit(lambda: self.attempt_ids.__setitem__(key, attempt.pk))
 
     def _previous_attempt(self, key: Hashable) -> int | None:
         """What an attempt retries: the item's previous one in this run, else its last failed one before
@@ -281,7 +316,7 @@ class RunRecorder(Hooks):
         self.stored += 1
         try:
             recorded = await self.item_write(
-                "recording the image", self._succeeded_sync, success, self._counts()
+                "recording the image", self._succeeded_sync, job.key, success, self._counts()
             )
         except BaseException:
             self.stored -= 1
@@ -298,8 +333,7 @@ class RunRecorder(Hooks):
             counts=self.stored_counts(),
         )
 
-    def _succeeded_sync(self, success: Success, counts: dict[str, Any] | None) -> bool:
-        key = success.job.key
+    def _succeeded_sync(self, key: Hashable, success: Success, counts: dict[str, Any] | None) -> bool:
         answer = self._answer_outcome(key)
         with transaction.atomic(savepoint=False):
             # With the item's row: a reload never shows fewer than the events.
@@ -472,12 +506,13 @@ class RunRecorder(Hooks):
 
 class _Group:
     """What the writes of one group share: whether the run is still ours (known once its row is locked,
-    at the start), and the newest counts and the costs added, written at the end."""
+    at the start), and the newest counts, the costs added and the attempt rows, written at the end."""
 
     def __init__(self) -> None:
         self.held: bool | None = None
         self.counts: dict[str, Any] | None = None
         self.cost: RunCost | None = None
+        self.attempts: list[tuple[Hashable, GenerationAttempt]] = []  # rows to insert, for these keys
 
     def defer(self, counts: dict[str, Any] | None, cost: RunCost | None) -> None:
         if counts is not None and (self.counts is None or counts["counts_at"] >= self.counts["counts_at"]):

@@ -24,7 +24,7 @@ from generation.providers.base import ImageRequest, ImageResult, Provider
 from generation.runs.references import ReferenceReader, ReferenceUnreadable
 from generation.runs.selectors import project_totals, scenes_claimed
 from generation.runs.services import scenes_claim
-from generation.runs.versions import scene_version_add
+from generation.runs.versions import scene_version_add, scenes_lock_for_versions
 from projects.images import detect_image_format
 from projects.models import Character, Scene, SkipReason, character_reference_path, scene_image_path
 from projects.style import Style
@@ -69,6 +69,7 @@ class Target:
 
     def __init__(self, run: BatchRun) -> None:
         self.run = run
+        self.group: Any = None  # what begin_group prepared, while a group of item writes is written
 
     def event(self, name: str) -> str:
         return f"{self.noun}.{name}"
@@ -122,6 +123,14 @@ class Target:
     def mark_started(self, key: int, *, fence: Exists | None) -> bool:
         """The item's first request is about to go; False when the fence no longer holds."""
         return True
+
+    def begin_group(self, *, started: set[int], succeeded: set[int]) -> None:
+        """A group of item writes begins, in a transaction holding the run: do for all of `started`
+        (items whose first request goes) and `succeeded` (items whose image came) at once what each
+        of their writes would do alone. No other write of the group touches these items."""
+
+    def end_group(self) -> None:
+        """Before the group commits: write what its writes left to be written together."""
 
     def record_success(self, success: Success) -> bool:
         """Inside the fenced transaction: point the item at its new image; False when the item is gone
@@ -268,8 +277,23 @@ class SceneTarget(Target):
         return {key for key in keys if item_of(key) not in present}
 
     def mark_started(self, key: Hashable, *, fence: Exists | None) -> bool:
+        if self.group is not None and item_of(key) in self.group.started:
+            return item_of(key) in self.group.marked
         # Fenced: a scene the new owner may have generated since must not look "generating" again.
         return bool(Scene.objects.filter(pk=item_of(key)).mark_generating(fence=fence))
+
+    def begin_group(self, *, started: set[int], succeeded: set[int]) -> None:
+        group = _SceneGroup(started=started, locked=scenes_lock_for_versions(succeeded) if succeeded else {})
+        if started:
+            scenes = Scene.objects.filter(pk__in=started)
+            # Only a scene deleted meanwhile is not marked: then (rarely) one more query says which.
+            marked = scenes.mark_generating()
+            group.marked = started if marked == len(started) else set(scenes.values_list("pk", flat=True))
+        self.group = group
+
+    def end_group(self) -> None:
+        if self.group is not None and self.group.versions:
+            SceneVersion.objects.bulk_create(self.group.versions)
 
     def _last(self, key: Hashable) -> bool:
         """This job ended; whether it was the scene's last one in this run (which lets the scene go)."""
@@ -294,12 +318,20 @@ class SceneTarget(Target):
             negative_prompt=job.request.negative_prompt,
             reference_hashes=record.reference_hashes if record else [],
             candidate=job.key.index if isinstance(job.key, Candidate) else 1,
+            **self._group_versions(item_of(job.key)),
         )
         if version is None:  # deleted, or replaced by an import, during the run
             return False
         Scene.objects.filter(pk=item_of(job.key)).mark_ready(image=success.image, release=self._last(job.key))
         webhook_run_event(run=self.run, event="scene.ready", scene_id=item_of(job.key))
         return True
+
+    def _group_versions(self, scene_id: int) -> dict[str, Any]:
+        """In a group, a scene it locked already is not locked again, and its version is inserted with
+        the group's others."""
+        if self.group is None or scene_id not in self.group.locked:
+            return {}
+        return {"locked": self.group.locked, "pending": self.group.versions}
 
     def record_failure(self, key: Hashable, reason: str) -> None:
         scene_id = item_of(key)
@@ -318,6 +350,17 @@ class SceneTarget(Target):
 
     def claims(self, key: Hashable) -> bool:
         return Scene.objects.filter(pk=item_of(key), claimed_by=self.run.pk).exists()
+
+
+@dataclass
+class _SceneGroup:
+    """What SceneTarget.begin_group did for a group: the scenes it marked generating (of those whose
+    first request goes), the scenes it locked for their new version, and the versions to insert."""
+
+    started: set[int]
+    locked: dict[int, Scene]
+    marked: set[int] = field(default_factory=set)
+    versions: list[SceneVersion] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from django.db.models import OuterRef, Subquery
 
 from generation.models import SceneVersion
 from projects.models import Scene
+
+
+def scenes_lock_for_versions(scene_ids: Iterable[int]) -> dict[int, Scene]:
+    """Lock these scenes and read each one's last version number (`last_number`): one query, whatever
+    their number. A scene that is gone is missing from the result."""
+    last = SceneVersion.objects.filter(scene=OuterRef("pk")).order_by("-number").values("number")[:1]
+    scenes = Scene.objects.select_for_update().only("image", "prompt").annotate(last_number=Subquery(last))
+    return {scene.pk: scene for scene in scenes.filter(pk__in=list(scene_ids))}
 
 
 def scene_version_add(
@@ -25,21 +33,24 @@ def scene_version_add(
     negative_prompt: str = "",
     reference_hashes: Sequence[str] = (),
     candidate: int = 1,
+    locked: dict[int, Scene] | None = None,
+    pending: list[SceneVersion] | None = None,
 ) -> SceneVersion | None:
     """Record a new image of a scene (None when the scene is gone). An image that predates versions is
     kept as a version first.
 
-    One query locks the scene and reads its last version's number: this runs for every generated image."""
-    last = SceneVersion.objects.filter(scene=OuterRef("pk")).order_by("-number").values("number")[:1]
-    scenes = Scene.objects.select_for_update().only("image", "prompt").annotate(last_number=Subquery(last))
-    scene = scenes.filter(pk=scene_id).first()
+    This runs for every generated image: one query locks the scene and reads its last version number,
+    unless `locked` holds it already (scenes_lock_for_versions, for a group of writes, each scene once).
+    With `pending` the rows are put there for the caller to insert together, not inserted one by one."""
+    scene = locked[scene_id] if locked is not None and scene_id in locked else _locked(scene_id)
     if scene is None:
         return None
     number = scene.last_number or 0
+    rows = []
     if scene.image and not SceneVersion.objects.filter(scene=scene, image=scene.image.name).exists():
         number += 1
-        SceneVersion.objects.create(scene=scene, number=number, image=scene.image.name, prompt=scene.prompt)
-    return SceneVersion.objects.create(
+        rows.append(SceneVersion(scene=scene, number=number, image=scene.image.name, prompt=scene.prompt))
+    version = SceneVersion(
         scene=scene,
         number=number + 1,
         image=image,
@@ -55,6 +66,17 @@ def scene_version_add(
         reference_hashes=list(reference_hashes),
         candidate=candidate,
     )
+    rows.append(version)
+    if pending is not None:
+        pending.extend(rows)
+    else:
+        for row in rows:
+            row.save(force_insert=True)
+    return version
+
+
+def _locked(scene_id: int) -> Scene | None:
+    return scenes_lock_for_versions([scene_id]).get(scene_id)
 
 
 def scene_version_make_current(*, version: SceneVersion) -> Scene:
