@@ -66,7 +66,9 @@ class GroupCommit:
         self._drainer: asyncio.Task | None = None
         self.groups = 0  # transactions that held more than one write
 
-    async def write(self, what: str, write: Callable[..., Any], *args: Any, key: Hashable = None) -> Any:
+    async def write(
+        self, what: str, write: Callable[..., Any], *args: Any, key: Hashable | None = None
+    ) -> Any:
         item = Write(what, write, args, key)
         self._pending.append(item)
         if self._drainer is None:

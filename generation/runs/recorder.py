@@ -110,10 +110,10 @@ class RunRecorder(Hooks):
         await self.commits.idle()
         return await durably(what, write, *args, run_id=self.run.pk)
 
-    async def item_write(self, what: str, write: Callable[..., T], key: Hashable, *args: Any) -> T:
+    async def item_write(self, what: str, write: Callable[..., T], *args: Any, key: Hashable) -> T:
         """The fenced write of the item `key`: as durably(), in one transaction with the item writes that
         queued up meanwhile (commits.GroupCommit)."""
-        return await self.commits.write(what, write, key, *args, key=key)
+        return await self.commits.write(what, write, *args, key=key)
 
     async def _write_alone(self, item: Write) -> Any:
         return await durably(item.what, item.write, *item.args, run_id=self.run.pk)
@@ -150,7 +150,7 @@ class RunRecorder(Hooks):
         started = {
             item_of(item.key)
             for item in items
-            if item.write == self._attempt_started_sync and item.args[2] == 1
+            if item.write == self._attempt_started_sync and item.args[1] == 1  # (job, attempt_no, counts)
         }
         succeeded = {item_of(item.key) for item in items if item.write == self._succeeded_sync}
         return {"started": started & once, "succeeded": succeeded & once}
@@ -189,15 +189,13 @@ class RunRecorder(Hooks):
         bind_log_context(**self.target.attempt_fields(job.key))
         counts = self._counts()
         held = await self.item_write(
-            "recording the attempt", self._attempt_started_sync, job.key, job, attempt_no, counts
+            "recording the attempt", self._attempt_started_sync, job, attempt_no, counts, key=job.key
         )
         if held and attempt_no == 1:
             item = item_payload(self.plan, job.key)
             await self.publish(self.target.event("started"), item=item, counts=self.stored_counts())
 
-    def _attempt_started_sync(
-        self, key: Hashable, job: Job, attempt_no: int, counts: dict[str, Any] | None
-    ) -> bool:
+    def _attempt_started_sync(self, job: Job, attempt_no: int, counts: dict[str, Any] | None) -> bool:
         with transaction.atomic(savepoint=False):  # a group's writes share its transaction, no savepoints
             held = self._lock_item(job.key, first=attempt_no == 1)
             if held is None:
@@ -262,7 +260,7 @@ class RunRecorder(Hooks):
             self._answered[job.key] = Answer(job, result, latency, timezone.now())
             return
         outcome = await database_sync_to_async(self._outcome)(job, error, None, latency, timezone.now())
-        await self.item_write("closing the attempt", self._close, job.key, outcome)
+        await self.item_write("closing the attempt", self._close, job.key, outcome, key=job.key)
 
     def _outcome(
         self, job: Job, error, result: ImageResult | None, latency: float, finished: datetime
@@ -316,7 +314,7 @@ class RunRecorder(Hooks):
         self.stored += 1
         try:
             recorded = await self.item_write(
-                "recording the image", self._succeeded_sync, job.key, success, self._counts()
+                "recording the image", self._succeeded_sync, success, self._counts(), key=job.key
             )
         except BaseException:
             self.stored -= 1
@@ -333,7 +331,8 @@ class RunRecorder(Hooks):
             counts=self.stored_counts(),
         )
 
-    def _succeeded_sync(self, key: Hashable, success: Success, counts: dict[str, Any] | None) -> bool:
+    def _succeeded_sync(self, success: Success, counts: dict[str, Any] | None) -> bool:
+        key = success.job.key
         answer = self._answer_outcome(key)
         with transaction.atomic(savepoint=False):
             # With the item's row: a reload never shows fewer than the events.
@@ -352,7 +351,7 @@ class RunRecorder(Hooks):
     async def job_failed(self, job: Job, error: ProviderError, attempts: int) -> None:
         reason = error.message if isinstance(error, ProviderError) else redact(str(error))
         if not await self.item_write(
-            "recording the failure", self._failed_sync, job.key, reason, self._counts()
+            "recording the failure", self._failed_sync, job.key, reason, self._counts(), key=job.key
         ):
             return
         await self.publish(

@@ -87,10 +87,10 @@ async def test_a_database_blip_while_recording_the_image_is_retried_on_a_new_con
 ):
     real, failures = RunRecorder._succeeded_sync, iter([True, True])
 
-    def flaky(self, key, success, *counts):
+    def flaky(self, success, *counts):
         if next(failures, False):
             raise OperationalError("server closed the connection unexpectedly")
-        return real(self, key, success, *counts)
+        return real(self, success, *counts)
 
     monkeypatch.setattr(RunRecorder, "_succeeded_sync", flaky)
     run = await run_project(start, project, simulated())
@@ -104,11 +104,11 @@ async def test_a_database_that_stays_down_fails_the_scene_with_the_reason_and_le
 ):
     real, calls = RunRecorder._succeeded_sync, {"n": 0}
 
-    def down_for_the_third(self, key, success, *counts):
+    def down_for_the_third(self, success, *counts):
         calls["n"] += 1
         if success.job.request.prompt == "Scene prompt 3":
             raise OperationalError("the database system is shutting down")
-        return real(self, key, success, *counts)
+        return real(self, success, *counts)
 
     monkeypatch.setattr(RunRecorder, "_succeeded_sync", down_for_the_third)
     run = await run_project(start, project, simulated(), **ONE_AT_A_TIME)
@@ -122,7 +122,7 @@ async def test_a_database_that_stays_down_fails_the_scene_with_the_reason_and_le
 
 
 async def test_no_request_is_sent_without_its_attempt_row(project, start, monkeypatch, settings):
-    def down(self, key, job, attempt_no, *counts):
+    def down(self, job, attempt_no, *counts):
         raise OperationalError("could not connect to server: Connection refused")
 
     monkeypatch.setattr(RunRecorder, "_attempt_started_sync", down)

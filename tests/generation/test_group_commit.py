@@ -381,7 +381,7 @@ async def test_a_group_of_first_requests_of_a_run_another_worker_took_over_marks
     scenes, recorder, _ = await _recorder_of_a_run_taken_over(project, 3)
     jobs = [Job(key=s.pk, request=ImageRequest(prompt=s.prompt)) for s in scenes]
     writes = [
-        Write("recording the attempt", recorder._attempt_started_sync, (job.key, job, 1, None), job.key)
+        Write("recording the attempt", recorder._attempt_started_sync, (job, 1, None), job.key)
         for job in jobs
     ]
     assert await database_sync_to_async(recorder._together_sync)(writes) == [False, False, False]
@@ -437,7 +437,7 @@ async def test_a_group_of_first_requests_leaves_out_a_scene_deleted_meanwhile(te
     await database_sync_to_async(scenes[1].delete)()
     jobs = [Job(key=s.pk, request=ImageRequest(prompt=s.prompt)) for s in scenes]
     writes = [
-        Write("recording the attempt", recorder._attempt_started_sync, (job.key, job, 1, None), job.key)
+        Write("recording the attempt", recorder._attempt_started_sync, (job, 1, None), job.key)
         for job in jobs
     ]
     assert await database_sync_to_async(recorder._together_sync)(writes) == [True, False, True]
