@@ -14,7 +14,7 @@
   const grid = $("storyboard");
   const state = {
     socket: null, runId: null, lastSeq: null, retryDelay: 500, run: null, wait: null,
-    lastMessage: 0, lastPoll: 0, polling: false,
+    lastMessage: 0, lastPoll: 0, polling: false, changes: 0, // changes: to state.run, counted
   };
 
   // ---- words ------------------------------------------------------------------------------------
@@ -268,12 +268,23 @@
   }
 
   function setRun(run) {
+    state.changes += 1;
     state.run = run;
     state.wait = run && run.active ? run.wait || null : null;
     draw();
   }
 
+  // An end is drawn after its last tiles; whatever reached the run meanwhile came later, and stays.
+  function setRunAfterTiles(run, then) {
+    const seen = state.changes;
+    whenTilesDrawn(() => {
+      if (state.changes === seen) setRun(run);
+      then();
+    });
+  }
+
   function mergeRun(ev, fields) {
+    state.changes += 1;
     state.run = Object.assign({}, state.run || {}, fields, { id: ev.run });
     draw();
   }
@@ -311,10 +322,8 @@
       // A run this page watched ended unseen (its events came from another process): say how it went.
       const was = state.run;
       const ended = was && was.active && ev.run && ev.run.id === was.id && !ev.run.active;
-      whenTilesDrawn(() => {
-        if (ended && ev.run.summary) snackbar(ev.run.summary, ev.run.failed ? "warn" : "ok");
-        setRun(ev.run);
-      });
+      if (!ended) setRun(ev.run);
+      else setRunAfterTiles(ev.run, () => ev.run.summary && snackbar(ev.run.summary, ev.run.failed ? "warn" : "ok"));
       state.runId = ev.run ? ev.run.id : null;
       state.lastSeq = null; // the next event of the run sets the baseline
     },
@@ -344,10 +353,8 @@
     "run.finished"(ev) {
       // The end releases scenes without events of their own (a stop puts unfinished ones back): redraw all.
       tiles.all = true;
-      whenTilesDrawn(() => {
-        setRun(Object.assign({}, ev, { active: false }));
-        snackbar(ev.summary, ev.failed ? "warn" : "ok");
-      });
+      const run = Object.assign({}, ev, { active: false });
+      setRunAfterTiles(run, () => snackbar(ev.summary, ev.failed ? "warn" : "ok"));
     },
     "scene.started": sceneEvent,
     "scene.succeeded": sceneEvent,

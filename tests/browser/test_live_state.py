@@ -6,9 +6,11 @@ within 2 s, and a teammate's new scene appears on the other user's grid.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -111,3 +113,77 @@ def test_a_teammates_new_scene_appears_live_on_the_other_users_grid(studio, open
     expect(owner.locator(".tile")).to_have_count(before + 1, timeout=5_000)
     expect(owner.locator(".tile").last).to_contain_text("Gopal rows a boat across the moonlit river")
     expect(owner.locator("#project-totals")).to_contain_text(f"of {before + 1} scenes")
+
+
+def test_a_snapshot_drawn_after_its_tiles_keeps_the_newer_events_that_came_meanwhile(studio, open_project):
+    """A snapshot draws its run once the tiles it asked for are drawn; an event that arrived meanwhile is
+    newer and must stay. (A page reloaded mid-wait showed the snapshot's older counts and ETA until the
+    wait ended, while the page that watched live showed the event's.) The test plays the socket, and holds
+    the page's tile fetch and its polls (this layer's pages poll a silent socket) until it says."""
+    page = open_project(studio, DEMO_USER, "edits")
+    sockets, tiles, polls = [], [], []
+    page.route_web_socket(re.compile(r"/ws/projects/"), lambda ws: sockets.append(ws))
+    page.route(re.compile(r"/tiles/"), lambda route: tiles.append(route))
+    page.route(re.compile(r"/status\.json"), lambda route: polls.append(route))
+    page.reload()
+    expect(page.locator("#live")).to_have_attribute("data-connected", "1")
+    snapshot = json.loads(page.locator("#initial-snapshot").text_content())
+    first = page.locator(".tile").first
+    version = first.get_attribute("data-version")
+    first.evaluate("tile => { tile.dataset.version = 'older'; }")  # so the snapshot asks for that tile
+
+    run = _active_run(requests=11)
+    sockets[0].send(json.dumps({"type": "snapshot", **snapshot, "run": run}))
+    for _ in range(100):  # the route reaches the test as an event of its own
+        if tiles:
+            break
+        page.wait_for_timeout(50)
+    assert len(tiles) == 1, "the snapshot asked for the tile it saw changed"
+    progress = {**{k: run[k] for k in COUNTED}, "requests": 13, "status": "running"}
+    event = {"type": "run.progress", "run": run["id"], "seq": 1, **progress, "in_flight": 1, "concurrency": 1}
+    sockets[0].send(json.dumps({"type": "batch", "events": [event]}))
+    expect(page.locator("#run-meta")).to_contain_text("13 requests")
+
+    tiles[0].continue_()
+    expect(first).to_have_attribute("data-version", version)  # drawn: the snapshot's run came due
+    expect(page.locator("#run-meta")).to_contain_text("13 requests")
+
+
+COUNTED = (
+    "total",
+    "succeeded",
+    "failed",
+    "skipped",
+    "requests",
+    "retries",
+    "quota_errors",
+    "quota_waits",
+    "quota_wait_seconds",
+    "pacing_seconds",
+    "counts_at",
+    "eta_at",
+)
+
+
+def _active_run(**counts: int) -> dict:
+    now = datetime.now(UTC).isoformat()
+    run = dict.fromkeys(COUNTED, 0) | {"counts_at": now, "eta_at": None, "total": 3}
+    return (
+        run
+        | counts
+        | {
+            "id": 999_999,
+            "status": "running",
+            "active": True,
+            "kind": "scenes",
+            "removed": 0,
+            "reason": "",
+            "summary": "",
+            "requested_by": TEAMMATE,
+            "created": now,
+            "started": now,
+            "finished": None,
+            "quota_resume_at": None,
+            "wait": None,
+        }
+    )
