@@ -464,10 +464,7 @@ class RunRecorder(Hooks):
         await self.publish("run.pacing", **payload)
 
     def _set_status(self, status: str, *, quota_resume_at: datetime | None = None) -> None:
-        fields: dict[str, Any] = {"status": status}
-        # Still waiting without a new end time: the stored one stands; running again: it is cleared.
-        if status != BatchRun.Status.WAITING_QUOTA or quota_resume_at is not None:
-            fields["quota_resume_at"] = quota_resume_at
+        fields = _status_fields(status, quota_resume_at)
         if fields == self._status_written:  # the progress hook asks after every outcome
             return
         self._ours().filter(status__in=BatchRun.ACTIVE).exclude(status=BatchRun.Status.STOPPING).update(
@@ -488,10 +485,20 @@ class RunRecorder(Hooks):
         await self.publish("run.stopping", reason=reason.value, message=message)
 
     async def progress(self, snapshot: Progress) -> None:
-        counts = await database_sync_to_async(self.write_progress)(snapshot)
+        counts = self._unchanged(snapshot)
+        if counts is None:
+            counts = await database_sync_to_async(self.write_progress)(snapshot)
         payload = progress_payload(snapshot, skipped=self.run.skipped, counts=counts, carried=self.carried)
         status = BatchRun.Status.STOPPING if self.stopping else _status_of(snapshot)
         await self.publish("run.progress", **payload, quota_waits=self.quota_waits, status=status)
+
+    def _unchanged(self, snapshot: Progress) -> dict[str, Any] | None:
+        """The stored counts, when the row already holds the snapshot's counts and status: most outcomes'
+        own writes stored them, and a trip to the ORM's thread to write nothing costs the loop."""
+        if self._written is None or _status_fields(_status_of(snapshot)) != self._status_written:
+            return None
+        counts = run_counts(snapshot, carried=self.carried, at=timezone.now(), stored=self.stored)
+        return self._written if same_counts(counts, self._written) else None
 
     def write_progress(self, snapshot: Progress) -> dict[str, Any]:
         """Store the counts and the status (waiting for quota or running) a snapshot shows, before the
@@ -518,6 +525,14 @@ class _Group:
             self.counts = counts
         if cost is not None:
             self.cost = cost if self.cost is None else self.cost + cost
+
+
+def _status_fields(status: str, quota_resume_at: datetime | None = None) -> dict[str, Any]:
+    fields: dict[str, Any] = {"status": status}
+    # Still waiting without a new end time: the stored one stands; running again: it is cleared.
+    if status != BatchRun.Status.WAITING_QUOTA or quota_resume_at is not None:
+        fields["quota_resume_at"] = quota_resume_at
+    return fields
 
 
 def _status_of(snapshot: Progress) -> str:

@@ -323,6 +323,35 @@ async def test_the_snapshot_says_when_a_quota_wait_ends_until_the_run_runs_again
     assert (await snapshot_run())["quota_resume_at"] is None
 
 
+async def test_progress_goes_to_the_database_only_with_something_the_row_does_not_hold(story, monkeypatch):
+    """The progress hook runs after every outcome, and the outcome's own write mostly stored its counts
+    already: nothing to write means no trip to the ORM's thread, and the event shows the row as it is."""
+    project, *_ = story
+    run = await database_sync_to_async(BatchRun.objects.create)(
+        project=project, provider="sketch", status="running", owner="w"
+    )
+    events: list[dict] = []
+    recorder = RunRecorder(run, worker="w", config=EngineConfig(), clock=LoopClock(), listener=events.append)
+    writes, write = [], recorder.write_progress
+    monkeypatch.setattr(recorder, "write_progress", lambda snap: writes.append(snap) or write(snap))
+
+    async def stored() -> int:
+        return (await database_sync_to_async(BatchRun.objects.get)(pk=run.pk)).requests
+
+    one = Progress(6, 0, 0, 1, 6, 5, 1, 0, 0, 1.0, 9.0, paused_until=None)
+    await recorder.progress(one)
+    await recorder.progress(Progress(6, 0, 0, 1, 6, 5, 1, 0, 0, 2.0, 8.0, paused_until=None))  # later, same
+    assert len(writes) == 1 and await stored() == 1
+    assert events[-1]["requests"] == 1 and events[-1]["eta_at"] == events[0]["eta_at"], "as the row holds"
+
+    await recorder.progress(Progress(6, 0, 0, 2, 6, 5, 2, 0, 0, 3.0, 7.0, paused_until=None))  # a request
+    assert len(writes) == 2 and await stored() == 2 and events[-1]["requests"] == 2
+    await recorder.progress(Progress(6, 0, 0, 0, 6, 5, 2, 0, 1, 4.0, 7.0, paused_until=20.0))  # a pause
+    assert len(writes) == 3 and events[-1]["status"] == "waiting_quota"
+    row = await database_sync_to_async(BatchRun.objects.get)(pk=run.pk)
+    assert row.status == "waiting_quota" and row.quota_errors == 1
+
+
 def eight_scenes(project) -> list[Scene]:
     return [project_services.scene_create(project=project, prompt=f"Panel {i}") for i in range(1, 9)]
 
