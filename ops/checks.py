@@ -73,3 +73,16 @@ def redis_reachable(app_configs=None, **kwargs) -> list:
     if ok:
         return []
     return [Error(f"REDIS_URL is set but Redis does not answer: {detail}", id="ops.E004")]
+
+
+@register()
+def worker_event_loop(app_configs=None, **kwargs) -> list:
+    if settings.WORKER_EVENT_LOOP in {"uvloop", "asyncio"}:
+        return []
+    return [
+        Error(
+            f"WORKER_EVENT_LOOP is {settings.WORKER_EVENT_LOOP!r}: workers cannot start.",
+            hint="Set it to uvloop (the default) or asyncio.",
+            id="ops.E005",
+        )
+    ]

@@ -333,6 +333,9 @@ METRICS_TOKEN = env("METRICS_TOKEN")
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
 # /readyz, when scaled (REDIS_URL set): at least one worker must have scanned within this many seconds.
 WORKER_FRESH_SECONDS = env_float("WORKER_FRESH_SECONDS", 30.0)
+# The event loop `studioworker` runs on: "uvloop" (its loop, sockets and callbacks in C: a run's own
+# hand-offs cost the worker less CPU) or "asyncio", the standard library's.
+WORKER_EVENT_LOOP = env("WORKER_EVENT_LOOP", "uvloop")
 # "json": one JSON object a line on the console (with run, project and scene ids in generation lines).
 LOG_FORMAT = env("LOG_FORMAT", "plain")
 LOGGING["filters"] = {"run_context": {"()": "ops.logs.RunContext"}}

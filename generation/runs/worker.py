@@ -16,10 +16,15 @@ import os
 import secrets
 import signal
 import socket
+from collections.abc import Callable, Coroutine
+from typing import Any
 
+import uvloop
 from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from channels.worker import Worker
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from generation.runs import media, selectors, services
 from generation.runs.execution import RunExecution, run_execute
@@ -184,6 +189,14 @@ async def delete_orphan_media() -> None:
         logger.exception("Cleaning up orphan media failed")
 
 
+def event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
+    if settings.WORKER_EVENT_LOOP == "asyncio":
+        return asyncio.run
+    if settings.WORKER_EVENT_LOOP == "uvloop":
+        return uvloop.run
+    raise ImproperlyConfigured(f"WORKER_EVENT_LOOP is {settings.WORKER_EVENT_LOOP!r}: uvloop or asyncio")
+
+
 class StudioWorker(Worker):
     """channels' Worker that also scans for runs nobody holds, so a lost wake-up costs seconds, not a run,
     and cleans up after crashed workers when it starts.
@@ -195,6 +208,13 @@ class StudioWorker(Worker):
     def __init__(self, *args, handle_sigterm: bool = True, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.handle_sigterm = handle_sigterm
+
+    def run(self) -> None:
+        """As channels' Worker.run, on the loop settings.WORKER_EVENT_LOOP names."""
+        try:
+            event_loop_runner()(self.arun())
+        except KeyboardInterrupt:
+            logger.info("Exiting due to Ctrl-C/interrupt")
 
     async def handle(self) -> None:
         cleanup = asyncio.ensure_future(delete_orphan_media())

@@ -6,6 +6,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.routing import ChannelNameRouter
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import get_commands, load_command_class
 
 from generation.live.events import WORKER_CHANNEL
@@ -140,3 +141,29 @@ async def supervisor_cancel(supervisor) -> None:
     for task in list(supervisor.tasks.values()):
         task.cancel()
     await asyncio.gather(*supervisor.tasks.values(), return_exceptions=True)
+
+
+LOOPS = [("uvloop", "uvloop.Loop"), ("asyncio", "asyncio.unix_events._UnixSelectorEventLoop")]
+
+
+def a_worker() -> StudioWorker:
+    return StudioWorker(application=None, channels=[WORKER_CHANNEL], channel_layer=get_channel_layer())
+
+
+@pytest.mark.parametrize(("setting", "loop"), LOOPS)
+def test_the_worker_runs_on_the_event_loop_its_setting_names(settings, monkeypatch, setting, loop):
+    settings.WORKER_EVENT_LOOP = setting
+    ran_on = []
+
+    async def arun(self) -> None:
+        ran_on.append(type(asyncio.get_running_loop()))
+
+    monkeypatch.setattr(StudioWorker, "arun", arun)
+    a_worker().run()
+    assert [f"{kind.__module__}.{kind.__qualname__}" for kind in ran_on] == [loop]
+
+
+def test_a_worker_event_loop_it_does_not_know_is_a_configuration_error(settings):
+    settings.WORKER_EVENT_LOOP = "trio"
+    with pytest.raises(ImproperlyConfigured, match="WORKER_EVENT_LOOP is 'trio'"):
+        a_worker().run()

@@ -50,3 +50,10 @@ def test_unreachable_redis_is_an_error(settings):
     assert ids(checks.redis_reachable()) == ["ops.E004"]
     settings.REDIS_URL = ""
     assert checks.redis_reachable() == []
+
+
+def test_a_worker_event_loop_nobody_can_run_is_an_error(settings):
+    settings.WORKER_EVENT_LOOP = "uvloop"
+    assert ids(checks.worker_event_loop()) == []
+    settings.WORKER_EVENT_LOOP = "tornado"
+    assert ids(checks.worker_event_loop()) == ["ops.E005"]
