@@ -77,12 +77,15 @@ def redis_reachable(app_configs=None, **kwargs) -> list:
 
 @register()
 def worker_event_loop(app_configs=None, **kwargs) -> list:
-    if settings.WORKER_EVENT_LOOP in {"uvloop", "asyncio"}:
+    # Imported here, as ops.health above: only a check that runs needs the worker's module.
+    from generation.runs.worker import EVENT_LOOPS
+
+    if settings.WORKER_EVENT_LOOP in EVENT_LOOPS:
         return []
     return [
         Error(
             f"WORKER_EVENT_LOOP is {settings.WORKER_EVENT_LOOP!r}: workers cannot start.",
-            hint="Set it to uvloop (the default) or asyncio.",
+            hint=f"Set it to one of {', '.join(EVENT_LOOPS)} (uvloop is the default).",
             id="ops.E005",
         )
     ]

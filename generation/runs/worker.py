@@ -189,12 +189,20 @@ async def delete_orphan_media() -> None:
         logger.exception("Cleaning up orphan media failed")
 
 
+# What settings.WORKER_EVENT_LOOP may name, and what runs the worker on it (ops.checks reads the names).
+EVENT_LOOPS: dict[str, Callable[[Coroutine[Any, Any, None]], None]] = {
+    "uvloop": uvloop.run,
+    "asyncio": asyncio.run,
+}
+
+
 def event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
-    if settings.WORKER_EVENT_LOOP == "asyncio":
-        return asyncio.run
-    if settings.WORKER_EVENT_LOOP == "uvloop":
-        return uvloop.run
-    raise ImproperlyConfigured(f"WORKER_EVENT_LOOP is {settings.WORKER_EVENT_LOOP!r}: uvloop or asyncio")
+    try:
+        return EVENT_LOOPS[settings.WORKER_EVENT_LOOP]
+    except KeyError:
+        raise ImproperlyConfigured(
+            f"WORKER_EVENT_LOOP is {settings.WORKER_EVENT_LOOP!r}: {' or '.join(EVENT_LOOPS)}"
+        ) from None
 
 
 class StudioWorker(Worker):
