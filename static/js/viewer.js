@@ -6,8 +6,9 @@
   const grid = document.getElementById("storyboard");
   if (!grid) return;
   const ui = {};
-  let opener = null;
-  let shown = null; // the tile on show
+  // Scenes by id, not elements: a redraw (a teammate's edit, a run's end) replaces tiles and their links.
+  let opener = null; // the scene whose thumbnail gets focus back
+  let shown = null; // the scene on show
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -39,29 +40,58 @@
     body.append(head, ui.main, ui.prompt, ui.note, ui.versionsHeading, ui.versions);
     ui.dialog.appendChild(body);
     document.body.appendChild(ui.dialog);
-    ui.close.addEventListener("click", () => ui.dialog.close());
+    ui.close.addEventListener("click", closeViewer);
     ui.prev.addEventListener("click", () => step(-1));
     ui.next.addEventListener("click", () => step(1));
-    ui.dialog.addEventListener("keydown", (event) => {
-      if (event.key === "ArrowRight") { event.preventDefault(); step(1); }
-      if (event.key === "ArrowLeft") { event.preventDefault(); step(-1); }
-    });
-    ui.dialog.addEventListener("close", () => {
-      shown = null;
-      if (opener && document.contains(opener)) opener.focus();
-    });
+    // On the document, not the dialog: when a nav button is disabled under focus, focus falls to <body>.
+    document.addEventListener("keydown", onKey);
+    // The dialog's own "close" event comes a task later, after the browser has put focus back on whatever
+    // opened the dialog; closeViewer() settles focus at once, this covers a close the page did not start.
+    ui.dialog.addEventListener("close", () => { if (shown) giveBackFocus(); });
+  }
+
+  function onKey(event) {
+    if (!ui.dialog.open) return;
+    if (event.key === "Escape") { event.preventDefault(); closeViewer(); }
+    if (event.key === "ArrowRight") { event.preventDefault(); step(1); }
+    if (event.key === "ArrowLeft") { event.preventDefault(); step(-1); }
+  }
+
+  function closeViewer() {
+    ui.dialog.close();
+    giveBackFocus();
+  }
+
+  function giveBackFocus() {
+    shown = null;
+    const link = opener && thumbnail(opener);
+    if (link) link.focus();
   }
 
   function pictured() {
     return [...grid.querySelectorAll(".tile")].filter((tile) => tile.querySelector(".thumb img"));
   }
 
+  function thumbnail(scene) {
+    const tile = grid.querySelector(`.tile[data-scene="${scene}"]`);
+    return tile && (tile.querySelector(".thumb-link") || tile.querySelector(".thumb img"));
+  }
+
+  function setNav() {
+    const tiles = pictured();
+    const index = tiles.findIndex((tile) => tile.dataset.scene === shown);
+    const focused = document.activeElement;
+    ui.prev.disabled = index <= 0;
+    ui.next.disabled = index < 0 || index >= tiles.length - 1;
+    if (focused && focused.disabled) (ui.prev.disabled ? (ui.next.disabled ? ui.close : ui.next) : ui.prev).focus();
+  }
+
   function step(by) {
     const tiles = pictured();
-    const index = tiles.indexOf(shown);
-    const next = tiles[index + by];
+    const index = tiles.findIndex((tile) => tile.dataset.scene === shown);
+    const next = index < 0 ? null : tiles[index + by];
     if (next) {
-      opener = next.querySelector(".thumb-link") || opener;
+      opener = next.dataset.scene;
       show(next);
     }
   }
@@ -80,21 +110,20 @@
   }
 
   async function show(tile) {
-    shown = tile;
+    const scene = tile.dataset.scene;
+    shown = scene;
     const name = tile.querySelector(".num") ? tile.querySelector(".num").textContent : "Scene";
     ui.title.textContent = name;
     showImage(tile.dataset.image, `${name}, full size`);
     ui.prompt.textContent = "";
     ui.note.hidden = true;
     ui.versions.textContent = "";
-    const tiles = pictured();
-    ui.prev.disabled = tiles.indexOf(tile) <= 0;
-    ui.next.disabled = tiles.indexOf(tile) >= tiles.length - 1;
+    setNav();
     if (!ui.dialog.open) ui.dialog.showModal();
     let data;
     try {
       const response = await fetch(tile.dataset.versions, { credentials: "same-origin" });
-      if (!response.ok || shown !== tile) return;
+      if (!response.ok || shown !== scene) return;
       data = await response.json();
     } catch (err) {
       return; // the image alone still shows
@@ -107,7 +136,6 @@
       ui.note.hidden = false;
     }
     data.versions.forEach((version) => ui.versions.appendChild(versionItem(data, version)));
-    tile.dataset.versionCount = String(data.versions.length);
   }
 
   function versionItem(data, version) {
@@ -135,7 +163,7 @@
     if (!tile) return;
     event.preventDefault();
     if (!ui.dialog) build();
-    opener = tile.querySelector(".thumb-link") || img;
+    opener = tile.dataset.scene;
     show(tile);
   });
 
@@ -151,5 +179,9 @@
       link.appendChild(img);
     }
   }
-  new MutationObserver(linkThumbnails).observe(grid, { childList: true, subtree: true });
+  function redrawn() {
+    linkThumbnails();
+    if (shown) setNav();
+  }
+  new MutationObserver(redrawn).observe(grid, { childList: true, subtree: true });
 })();

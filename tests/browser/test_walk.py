@@ -98,6 +98,43 @@ def test_a_thumbnail_opens_a_viewer_with_versions_and_the_keyboard_walks_the_sce
     )
 
 
+def focused_tile(page: Page) -> str | None:
+    return page.evaluate("(document.activeElement.closest('.tile') || {}).id || null")
+
+
+def test_the_viewer_keeps_its_place_when_the_grid_is_redrawn_under_it(studio, open_project):
+    """A teammate's new scene redraws every tile while the viewer is open: the arrows still walk on from
+    the scene on show, and Esc still returns focus to its thumbnail, not to whichever element opened it."""
+    page = open_project(studio, DEMO_USER, "demo")
+    url = new_project(page, studio, ["A kite over dunes", "A well at noon", "A lamp in rain"])
+    generate(page)
+    page.locator(".tile").first.locator(".thumb img").click()
+    viewer = page.locator("#viewer")
+    expect(viewer.locator("#viewer-title")).to_have_text("Scene 1")
+    page.keyboard.press("ArrowRight")
+    expect(viewer.locator("#viewer-title")).to_have_text("Scene 2")
+    before = page.locator(".tile").nth(1).element_handle()
+
+    teammate = page.context.new_page()
+    teammate.goto(url + "scenes/new/")
+    teammate.fill("#id_prompt", "A late addition")
+    teammate.click("form button.primary")
+    teammate.wait_for_url(url)
+    teammate.close()
+    expect(page.locator(".tile")).to_have_count(4)
+    page.wait_for_function("tile => !tile.isConnected", arg=before)  # the tiles were redrawn
+
+    page.keyboard.press("ArrowRight")
+    expect(viewer.locator("#viewer-title")).to_have_text("Scene 3")
+    page.keyboard.press("ArrowLeft")
+    expect(viewer.locator("#viewer-title")).to_have_text("Scene 2")
+    page.keyboard.press("Escape")
+    expect(viewer).to_be_hidden()
+    assert focused_tile(page) == page.locator(".tile").nth(1).get_attribute("id"), (
+        "focus returns to the thumbnail of the scene on show"
+    )
+
+
 def test_tiles_reorder_by_drag_and_drop_and_by_keyboard(studio, open_project):
     page = open_project(studio, DEMO_USER, "demo")
     new_project(page, studio, ["First", "Second", "Third"])
