@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from pathlib import PurePosixPath
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from django.utils import timezone
 from projects.images import SUFFIXES, detect_image_format, validate_new_image_file
 from projects.notes import NOTE_FIELDS, NOTE_LABELS, NOTE_MAX_LENGTH
 from projects.style import ASPECT_SIZES, validate_style_template
+from projects.updates import update_each
 
 ASPECT_CHOICES = [(aspect, aspect) for aspect in ASPECT_SIZES]
 
@@ -239,6 +241,14 @@ class SceneQuerySet(models.QuerySet):
         """Show `image`; `release` also lets go of the run's claim (a generated image ends it)."""
         fields: dict[str, object] = {"claimed_by": None} if release else {}
         return self._mark(fence, status=Scene.Status.READY, image=image, last_error="", **fields)
+
+    def mark_ready_each(self, images: Mapping[int, str], *, release: bool = True) -> int:
+        """mark_ready for many scenes at once, each shown with its own image: one statement."""
+        fields: dict[str, object] = {"claimed_by": None} if release else {}
+        rows = {pk: {"image": image} for pk, image in images.items()}
+        return update_each(
+            self, rows, status=Scene.Status.READY, last_error="", updated=timezone.now(), **fields
+        )
 
     def mark_failed(self, *, reason: str, fence: Exists | None = None) -> int:
         # The prompt the failure was for: after an edit, the reason may no longer apply (failure_is_stale).

@@ -35,6 +35,7 @@ from generation.runs.storage import durably, image_delete, image_save
 from generation.runs.targets import Plan, Success, Target, item_of, item_payload, target_for
 from ops.logs import bind_log_context
 from projects.models import SkipReason
+from projects.updates import update_each
 from webhooks.services import endpoints_read_once
 
 # What "Stopping: …" says after someone pressed Stop (the engine's own message is the run's reason).
@@ -133,6 +134,7 @@ class RunRecorder(Hooks):
                     self.target.begin_group(**self._shared(items))
                 results = [item.write(*item.args) for item in items]
                 self._insert_attempts(group.attempts)
+                self._close_attempts(group.closes)
                 self.target.end_group()
             finally:
                 self._group = None
@@ -290,11 +292,20 @@ class RunRecorder(Hooks):
         attempt_id = self.attempt_ids.get(key)
         if attempt_id is None:
             return
+        if self._group is not None and self._group.held:
+            self._group.closes[attempt_id] = fields  # closed with the group's others, at its end
+            return
         # Only a running attempt of a run we hold: a new owner may have marked it interrupted already.
         attempts = GenerationAttempt.objects.filter(pk=attempt_id, status=GenerationAttempt.Status.RUNNING)
         if (fence := self._fence()) is not None:
             attempts = attempts.filter(fence)
         attempts.update(**fields)
+
+    @staticmethod
+    def _close_attempts(closes: dict[int, dict[str, Any]]) -> None:
+        if closes:
+            running = GenerationAttempt.objects.filter(status=GenerationAttempt.Status.RUNNING)
+            update_each(running, closes)
 
     def _answer_outcome(self, key: Hashable) -> Outcome | None:
         """The outcome of the item's succeeded attempt not written yet, worked out once."""
@@ -512,13 +523,15 @@ class RunRecorder(Hooks):
 
 class _Group:
     """What the writes of one group share: whether the run is still ours (known once its row is locked,
-    at the start), and the newest counts, the costs added and the attempt rows, written at the end."""
+    at the start), and the newest counts, the costs added, the attempt rows and the attempts' closes,
+    written at the end."""
 
     def __init__(self) -> None:
         self.held: bool | None = None
         self.counts: dict[str, Any] | None = None
         self.cost: RunCost | None = None
         self.attempts: list[tuple[Hashable, GenerationAttempt]] = []  # rows to insert, for these keys
+        self.closes: dict[int, dict[str, Any]] = {}  # attempts' closing fields, by attempt id
 
     def defer(self, counts: dict[str, Any] | None, cost: RunCost | None) -> None:
         if counts is not None and (self.counts is None or counts["counts_at"] >= self.counts["counts_at"]):

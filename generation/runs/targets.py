@@ -292,8 +292,13 @@ class SceneTarget(Target):
         self.group = group
 
     def end_group(self) -> None:
-        if self.group is not None and self.group.versions:
+        if self.group is None:
+            return
+        if self.group.versions:
             SceneVersion.objects.bulk_create(self.group.versions)
+        for release, images in self.group.ready.items():
+            if images:
+                self._ready(images, release=release)
 
     def _last(self, key: Hashable) -> bool:
         """This job ended; whether it was the scene's last one in this run (which lets the scene go)."""
@@ -322,9 +327,18 @@ class SceneTarget(Target):
         )
         if version is None:  # deleted, or replaced by an import, during the run
             return False
-        Scene.objects.filter(pk=item_of(job.key)).mark_ready(image=success.image, release=self._last(job.key))
-        webhook_run_event(run=self.run, event="scene.ready", scene_id=item_of(job.key))
+        scene_id, release = item_of(job.key), self._last(job.key)
+        if self.group is not None and scene_id in self.group.locked:
+            self.group.ready[release][scene_id] = success.image  # shown with the group's others
+        else:
+            self._ready({scene_id: success.image}, release=release)
         return True
+
+    def _ready(self, images: dict[int, str], *, release: bool) -> None:
+        Scene.objects.mark_ready_each(images, release=release)
+        # After the scenes show their images: the event carries each scene's status.
+        for scene_id in images:
+            webhook_run_event(run=self.run, event="scene.ready", scene_id=scene_id)
 
     def _group_versions(self, scene_id: int) -> dict[str, Any]:
         """In a group, a scene it locked already is not locked again, and its version is inserted with
@@ -355,12 +369,14 @@ class SceneTarget(Target):
 @dataclass
 class _SceneGroup:
     """What SceneTarget.begin_group did for a group: the scenes it marked generating (of those whose
-    first request goes), the scenes it locked for their new version, and the versions to insert."""
+    first request goes), the scenes it locked for their new version; and what end_group writes: the
+    versions to insert and the images the locked scenes show, by whether they let go of the run."""
 
     started: set[int]
     locked: dict[int, Scene]
     marked: set[int] = field(default_factory=set)
     versions: list[SceneVersion] = field(default_factory=list)
+    ready: dict[bool, dict[int, str]] = field(default_factory=lambda: {True: {}, False: {}})
 
 
 @dataclass(frozen=True)

@@ -69,3 +69,22 @@ def test_a_new_prompt_takes_a_skipped_scene_back_to_pending_and_only_a_skipped_o
     services.scene_update(scene=Scene.objects.get(pk=skipped.pk), prompt="A harbour at dawn", title="")
     services.scene_update(scene=Scene.objects.get(pk=failed.pk), prompt="A new prompt", title="")
     assert [state(skipped)[0], state(failed)[0]] == ["pending", "failed"]
+
+
+def test_many_scenes_show_each_its_own_image_in_one_statement_and_only_those_asked(scenes):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first, second, third, untouched = scenes[0], scenes[1], scenes[2], scenes[3]
+    Scene.objects.update(claimed_by=7, last_error="old")
+    images = {s.pk: f"projects/{s.project_id}/scenes/{n}.png" for n, s in enumerate((first, second, third))}
+    # The queryset still decides which rows change: the third is left out.
+    with CaptureQueriesContext(connection) as captured:
+        updated = Scene.objects.exclude(pk=third.pk).mark_ready_each(images, release=True)
+    assert updated == 2 and len(captured.captured_queries) == 1
+    assert state(first) == ("ready", images[first.pk], "", None)
+    assert state(second) == ("ready", images[second.pk], "", None)
+    assert state(third) == ("pending", "", "old", 7)
+    assert state(untouched) == ("pending", "", "old", 7)
+    Scene.objects.mark_ready_each({untouched.pk: "projects/x/scenes/u.png"}, release=False)
+    assert state(untouched) == ("ready", "projects/x/scenes/u.png", "", 7)  # the claim kept
