@@ -148,3 +148,51 @@ def test_postgres_refuses_unstorable_stories_the_way_sqlite_does(team, text):
     with pytest.raises(StoryFormatError):
         services.story_import(project=team.project, text=text, mode="replace")
     assert list(team.project.scenes.values_list("prompt", flat=True)) == ["Kept"]
+
+
+def test_rows_each_get_their_own_values_in_one_statement_on_postgresql(team):
+    """update_each on PostgreSQL, where a CASE of parameters is text unless cast: times, numbers, NULLs
+    and file names land typed, each row its own, and the queryset's filter still applies."""
+    from datetime import timedelta
+
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from generation.models import BatchRun, GenerationAttempt
+    from projects.updates import update_each
+
+    scenes = [services.scene_create(project=team.project, prompt=f"P{n}") for n in range(3)]
+    run = BatchRun.objects.create(project=team.project, provider="simulated", status="running")
+    now = timezone.now()
+    attempts = [
+        GenerationAttempt.objects.create(run=run, scene=s, number=1, status="running", started=now)
+        for s in scenes
+    ]
+    GenerationAttempt.objects.filter(pk=attempts[2].pk).update(status="interrupted")
+    closes = {
+        a.pk: {
+            "finished": now + timedelta(seconds=n),
+            "latency_ms": 100 * n,
+            "http_status": [None, 500, 502][n],
+        }
+        for n, a in enumerate(attempts)
+    }
+    with CaptureQueriesContext(connection) as captured:
+        updated = update_each(GenerationAttempt.objects.filter(status="running"), closes, status="failed")
+    assert updated == 2 and len(captured.captured_queries) == 1
+    rows = {a.pk: a for a in GenerationAttempt.objects.filter(run=run)}
+    for n, attempt in enumerate(attempts[:2]):
+        row = rows[attempt.pk]
+        assert (row.status, row.finished, row.latency_ms, row.http_status) == (
+            "failed",
+            now + timedelta(seconds=n),
+            100 * n,
+            [None, 500][n],
+        )
+    assert (rows[attempts[2].pk].status, rows[attempts[2].pk].finished) == ("interrupted", None)
+
+    images = {s.pk: f"projects/{team.project.pk}/scenes/{s.pk}.png" for s in scenes}
+    assert Scene.objects.mark_ready_each(images) == 3
+    assert {s.pk: (s.status, s.image.name) for s in Scene.objects.filter(pk__in=images)} == {
+        pk: ("ready", image) for pk, image in images.items()
+    }

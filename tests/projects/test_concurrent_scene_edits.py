@@ -46,4 +46,4 @@ def test_scene_edits_from_12_threads_keep_positions_and_never_fail(postgres_url:
         timeout=280,
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
-    assert "5 passed" in done.stdout, done.stdout[-3000:]
+    assert "6 passed" in done.stdout, done.stdout[-3000:]

@@ -88,3 +88,5 @@ def test_many_scenes_show_each_its_own_image_in_one_statement_and_only_those_ask
     assert state(untouched) == ("pending", "", "old", 7)
     Scene.objects.mark_ready_each({untouched.pk: "projects/x/scenes/u.png"}, release=False)
     assert state(untouched) == ("ready", "projects/x/scenes/u.png", "", 7)  # the claim kept
+    assert Scene.objects.none().mark_ready_each(images) == 0
+    assert state(third) == ("pending", "", "old", 7)
