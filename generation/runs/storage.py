@@ -51,6 +51,17 @@ async def durably(what: str, write: Callable[..., T], *args: Any, run_id: int) -
     raise AssertionError("unreachable")
 
 
+def skip_health_checks(*, connection: Any, **kwargs: Any) -> None:
+    """A `connection_created` receiver for processes that only generate (`manage.py studioworker`).
+
+    channels closes old connections around every ORM call a worker makes, which marks the health check
+    undone, so with CONN_HEALTH_CHECKS each call paid a SELECT 1 round trip first: one per write. What the
+    check is for, a connection the database dropped, the worker's writes handle themselves (durably()
+    retries on a new one), and any other call that fails marks the connection, which Django then tests
+    and replaces before the next."""
+    connection.health_check_enabled = False
+
+
 def image_save(name: str, data: bytes) -> str:
     """Store an image whole or not at all: a failed or short write leaves no file behind. Raises
     StoreError, fatal when the media cannot take any image any more (disk full, read-only)."""

@@ -167,3 +167,41 @@ def test_a_worker_event_loop_it_does_not_know_is_a_configuration_error(settings)
     settings.WORKER_EVENT_LOOP = "trio"
     with pytest.raises(ImproperlyConfigured, match="WORKER_EVENT_LOOP is 'trio'"):
         a_worker().run()
+
+
+def _health_checks_over_three_orm_calls(monkeypatch) -> int:
+    """A new connection, used as a worker's ORM calls use it (channels closes old connections around each
+    one): how many times it was health-checked."""
+    from django.db import connections
+
+    connection = connections.create_connection("default")
+    checks = []
+    usable = type(connection).is_usable
+    monkeypatch.setattr(type(connection), "is_usable", lambda self: checks.append(1) or usable(self))
+    try:
+        for _ in range(3):
+            connection.close_if_unusable_or_obsolete()
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+    finally:
+        connection.close()
+    return len(checks)
+
+
+def test_a_process_that_only_generates_does_not_health_check_before_every_orm_call(monkeypatch, settings):
+    """With CONN_HEALTH_CHECKS every ORM call of a worker paid a SELECT 1 first; `studioworker` skips
+    them (its writes retry a dropped connection). Embedded in Daphne (runstudio) the worker shares the
+    process with pages, which keep theirs."""
+    from channels.management.commands.runworker import Command as ChannelsRunworker
+    from django.core.management import call_command
+    from django.db.backends.signals import connection_created
+
+    assert settings.DATABASES["default"]["CONN_HEALTH_CHECKS"]
+    assert _health_checks_over_three_orm_calls(monkeypatch) >= 2
+    monkeypatch.setattr(ChannelsRunworker, "handle", lambda self, *args, **options: None)
+    try:
+        call_command("studioworker")
+        assert _health_checks_over_three_orm_calls(monkeypatch) == 0
+    finally:
+        connection_created.disconnect(dispatch_uid="studioworker-health-checks")
+    assert _health_checks_over_three_orm_calls(monkeypatch) >= 2

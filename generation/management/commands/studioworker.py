@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from channels import DEFAULT_CHANNEL_LAYER
 from channels.management.commands.runworker import Command as ChannelsRunworker
+from django.db.backends.signals import connection_created
 
 from generation.live.events import WORKER_CHANNEL
+from generation.runs.storage import skip_health_checks
 from generation.runs.worker import StudioWorker
 
 
@@ -20,3 +22,8 @@ class Command(ChannelsRunworker):
         # channels' own arguments, with the generation channel as the default rather than required.
         parser.add_argument("--layer", default=DEFAULT_CHANNEL_LAYER, help="Channel layer alias to use.")
         parser.add_argument("channels", nargs="*", default=[WORKER_CHANNEL], help="Channels to listen on.")
+
+    def handle(self, *args, **options) -> None:
+        # A process that only generates: its writes retry a dropped connection themselves.
+        connection_created.connect(skip_health_checks, dispatch_uid="studioworker-health-checks")
+        super().handle(*args, **options)
