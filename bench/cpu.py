@@ -41,3 +41,30 @@ def tree_seconds(pid: int, *, tree: dict[int, list[int]] | None = None) -> float
 def total_seconds(pids: list[int]) -> float:
     tree = _children()
     return sum(tree_seconds(pid, tree=tree) for pid in pids)
+
+
+def thread_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds of each live thread of `pid`, by thread id (the main thread's id is the pid)."""
+    seconds: dict[int, float] = {}
+    try:
+        threads = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return seconds
+    for thread in threads:
+        try:
+            text = (thread / "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        seconds[int(thread.name)] = (int(fields[11]) + int(fields[12])) / TICKS
+    return seconds
+
+
+def by_thread(pid: int, before: dict[int, float], after: dict[int, float]) -> dict[str, float]:
+    """Where a process's CPU went between two thread_seconds(): its main thread, its busiest other
+    thread, and the rest. In a worker those are the event loop and the ORM's thread (asgiref runs every
+    thread-sensitive ORM call in one), then image writes and the like."""
+    spent = {tid: seconds - before.get(tid, 0.0) for tid, seconds in after.items()}
+    main = spent.pop(pid, 0.0)
+    busiest = max(spent.values(), default=0.0)
+    return {"main": main, "busiest_other": busiest, "rest": sum(spent.values()) - busiest}

@@ -13,7 +13,8 @@ runs are what a team with several projects puts on the studio. Scenes per second
 Two figures say more than scenes per second on a small machine (where a zero-latency run is CPU-bound):
 
 - cpu_ms_per_scene: CPU milliseconds the workers, a Daphne and the database server spend per generated
-  scene (the same zero-latency workload; read from /proc, reaped PostgreSQL backends included); the
+  scene (the same zero-latency workload; read from /proc, reaped PostgreSQL backends included; the
+  workers' share split by thread too: event loop, ORM thread, the rest); the
   worst setup's median is the headline, target <= 5 ms. The fake provider's server shares the same
   cores but is the provider, not the studio: its CPU is measured apart (provider_cpu_ms_per_scene) and
   left out of the headline, as are Redis and this script's own polls.
@@ -47,7 +48,7 @@ from pathlib import Path
 import psycopg
 
 from bench import write_json
-from bench.cpu import total_seconds
+from bench.cpu import by_thread, thread_seconds, total_seconds
 from tests.scale.servers import Cluster, PostgresServer, RedisServer, wait_until
 
 RUNS = 4
@@ -104,6 +105,7 @@ def measure(
         if database_pid:
             roles["database"] = [database_pid]
         before = {role: total_seconds(pids) for role, pids in roles.items()}
+        threads_before = {pid: thread_seconds(pid) for pid in roles["workers"]}
         provider_before = total_seconds(provider)
         runs = set(_seed(cluster, "--start", *map(str, seeded["projects"]))["runs"])
         wait_until(
@@ -111,6 +113,7 @@ def measure(
         )
         # Where the orchestration's CPU goes, to know what to make cheaper; its total is their sum.
         spent = {role: total_seconds(pids) - before[role] for role, pids in roles.items()}
+        threads = [by_thread(pid, threads_before[pid], thread_seconds(pid)) for pid in roles["workers"]]
         provider_cpu = total_seconds(provider) - provider_before
         summary = _summary([run for run in _report(cluster) if run["pk"] in runs])
         scenes = max(1, summary["scenes"])
@@ -118,6 +121,10 @@ def measure(
         summary["provider_cpu_ms_per_scene"] = round(provider_cpu * 1000 / scenes, 2)
         summary["cpu_ms_per_scene_by_process"] = {
             role: round(seconds * 1000 / scenes, 2) for role, seconds in spent.items()
+        }
+        # Within the workers: the event loop, the ORM's thread and the rest (bench.cpu.by_thread).
+        summary["worker_cpu_ms_per_scene_by_thread"] = {
+            part: round(sum(split[part] for split in threads) * 1000 / scenes, 2) for part in threads[0]
         }
         return summary
     except Exception:
@@ -183,9 +190,14 @@ def _rounds(name: str, root: Path, one_round) -> dict:
         role: statistics.median(result["cpu_ms_per_scene_by_process"][role] for result in rounds)
         for role in rounds[0]["cpu_ms_per_scene_by_process"]
     }
+    by_thread = {
+        part: statistics.median(result["worker_cpu_ms_per_scene_by_thread"][part] for result in rounds)
+        for part in rounds[0]["worker_cpu_ms_per_scene_by_thread"]
+    }
     print(
         f"{name}: {median} scenes/s, {cpu} CPU ms/scene (the fake provider's own: {provider}) "
-        f"(rounds: {', '.join(str(r['scenes_per_second']) for r in rounds)}; by process: {by_process})",
+        f"(rounds: {', '.join(str(r['scenes_per_second']) for r in rounds)}; by process: {by_process}; "
+        f"workers by thread: {by_thread})",
         flush=True,
     )
     return {
@@ -193,6 +205,7 @@ def _rounds(name: str, root: Path, one_round) -> dict:
         "cpu_ms_per_scene": cpu,
         "provider_cpu_ms_per_scene": provider,
         "cpu_ms_per_scene_by_process": by_process,
+        "worker_cpu_ms_per_scene_by_thread": by_thread,
         "rounds": rounds,
     }
 
