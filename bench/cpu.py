@@ -10,8 +10,13 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _stat(pid: int) -> list[str] | None:
+    return _fields(Path(f"/proc/{pid}/stat"))
+
+
+def _fields(stat: Path) -> list[str] | None:
+    """The fields of a /proc stat file after the command name; None once the process or thread is gone."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        text = stat.read_text()
     except OSError:
         return None
     # The command name (field 2) may hold spaces; every field after its closing parenthesis is numeric.
@@ -51,12 +56,8 @@ def thread_seconds(pid: int) -> dict[int, float]:
     except OSError:
         return seconds
     for thread in threads:
-        try:
-            text = (thread / "stat").read_text()
-        except OSError:  # ended meanwhile
-            continue
-        fields = text[text.rindex(")") + 2 :].split()
-        seconds[int(thread.name)] = (int(fields[11]) + int(fields[12])) / TICKS
+        if (fields := _fields(thread / "stat")) is not None:  # None: it ended meanwhile
+            seconds[int(thread.name)] = (int(fields[11]) + int(fields[12])) / TICKS
     return seconds
 
 

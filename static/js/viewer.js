@@ -77,18 +77,22 @@
     return tile && (tile.querySelector(".thumb-link") || tile.querySelector(".thumb img"));
   }
 
-  function setNav() {
+  // The tiles with an image, and where the scene on show is among them (-1: not there any more).
+  function place() {
     const tiles = pictured();
-    const index = tiles.findIndex((tile) => tile.dataset.scene === shown);
+    return { tiles, index: tiles.findIndex((tile) => tile.dataset.scene === shown) };
+  }
+
+  function setNav() {
+    const { tiles, index } = place();
     const focused = document.activeElement;
     ui.prev.disabled = index <= 0;
     ui.next.disabled = index < 0 || index >= tiles.length - 1;
-    if (focused && focused.disabled) (ui.prev.disabled ? (ui.next.disabled ? ui.close : ui.next) : ui.prev).focus();
+    if (focused && focused.disabled) [ui.prev, ui.next, ui.close].find((button) => !button.disabled).focus();
   }
 
   function step(by) {
-    const tiles = pictured();
-    const index = tiles.findIndex((tile) => tile.dataset.scene === shown);
+    const { tiles, index } = place();
     const next = index < 0 ? null : tiles[index + by];
     if (next) {
       opener = next.dataset.scene;
