@@ -196,11 +196,7 @@ class SceneTarget(Target):
 
     def plan(self, provider: Provider) -> Plan:
         run = self.run
-        scenes = list(
-            run.scenes.order_by("position")
-            .select_related("seed_lock")
-            .prefetch_related("characters", "characters__extra_references")
-        )
+        scenes = list(run.scenes.order_by("position").select_related("seed_lock"))
         # Scenes this run generated before it was taken over: done, neither skipped nor generated again.
         done = set(SceneVersion.objects.filter(attempt__run=run).values_list("scene_id", flat=True))
         plan = Plan(done=sum(1 for scene in scenes if scene.pk in done))
@@ -218,17 +214,19 @@ class SceneTarget(Target):
         claimed = scenes_claimed(run=run, scene_ids=[s.pk for s in wanted])
         plan.skips += [(s.pk, SkipReason.BUSY) for s in wanted if s.pk not in claimed]
         reader = ReferenceReader(Path(settings.MEDIA_ROOT))
+        casts = run.scenes.casts() if claimed else {}
         for scene in (s for s in wanted if s.pk in claimed):
             try:
-                plan.jobs += self._jobs(scene, reader, provider)
+                plan.jobs += self._jobs(scene, casts.get(scene.pk, []), reader, provider)
             except ReferenceUnreadable as exc:
                 # Fail closed: a request without the character's face would draw a stranger.
                 plan.blocked.append((scene.pk, f"Not generated: {exc}"))
         return plan
 
-    def _jobs(self, scene: Scene, reader: ReferenceReader, provider: Provider) -> list[Job]:
+    def _jobs(
+        self, scene: Scene, characters: list[Character], reader: ReferenceReader, provider: Provider
+    ) -> list[Job]:
         capabilities = provider.capabilities
-        characters = list(scene.characters.all())
         references = reader.for_scene(characters, capabilities.max_references)
         aspect, size = self.style.dimensions()
         negative = self.style.negative_prompt if capabilities.negative_prompt else ""

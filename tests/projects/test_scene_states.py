@@ -90,3 +90,31 @@ def test_many_scenes_show_each_its_own_image_in_one_statement_and_only_those_ask
     assert state(untouched) == ("ready", "projects/x/scenes/u.png", "", 7)  # the claim kept
     assert Scene.objects.none().mark_ready_each(images) == 0
     assert state(third) == ("pending", "", "old", 7)
+
+
+def test_the_casts_of_many_scenes_come_in_the_characters_order_in_a_fixed_number_of_queries(scenes, team):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from projects.models import Character, CharacterReference
+
+    project = team.project
+    zoe, ada = (Character.objects.create(project=project, name=name) for name in ("Zoe", "Ada"))
+    CharacterReference.objects.create(character=ada, image="projects/x/refs/ada-profile.png", label="profile")
+    scenes[0].characters.set([zoe, ada])
+    scenes[1].characters.set([zoe])
+    other = services.project_create(title="Another tale", description="", user=team.owner)
+    stranger = Character.objects.create(project=other, name="Bob")
+    elsewhere = services.scene_create(project=other, prompt="Not asked")
+    elsewhere.characters.set([stranger])
+    asked = Scene.objects.filter(project=project)
+    with CaptureQueriesContext(connection) as captured:
+        casts = asked.casts()
+        labels = [extra.label for extra in casts[scenes[0].pk][0].extra_references.all()]
+    assert {pk: [c.name for c in cast] for pk, cast in casts.items()} == {
+        scenes[0].pk: ["Ada", "Zoe"],
+        scenes[1].pk: ["Zoe"],
+    }
+    assert labels == ["profile"]  # prefetched: no query of its own
+    assert len(captured.captured_queries) == 3
+    assert Scene.objects.none().casts() == {}
