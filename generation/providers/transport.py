@@ -19,7 +19,12 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 
+import httpcore
 import httpx
+
+from generation.providers.netstream import AsyncioBackend
+
+BACKEND = AsyncioBackend()
 
 
 class ConnectionPerTransport(httpx.AsyncBaseTransport):
@@ -57,8 +62,23 @@ class ConnectionPerTransport(httpx.AsyncBaseTransport):
         self._lent += 1
         if self._idle:
             return self._idle.pop()[0]
+        return self._one_connection()
+
+    def _one_connection(self) -> httpx.AsyncHTTPTransport:
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=self._expiry)
-        return httpx.AsyncHTTPTransport(limits=limits, verify=self._verify, http2=False)
+        transport = httpx.AsyncHTTPTransport(limits=limits, verify=self._verify, http2=False)
+        # httpx takes no network backend, so its pool is built again, the same but on asyncio's own
+        # transports (netstream.py); httpx maps the pool's errors and wraps its responses as before.
+        transport._pool = httpcore.AsyncConnectionPool(
+            ssl_context=transport._pool._ssl_context,
+            max_connections=1,
+            max_keepalive_connections=1,
+            keepalive_expiry=self._expiry,
+            http1=True,
+            http2=False,
+            network_backend=BACKEND,
+        )
+        return transport
 
     async def _give_back(self, transport: httpx.AsyncHTTPTransport) -> None:
         self._lent -= 1
