@@ -145,6 +145,8 @@ class Scheduler:
         self._stop_reason: StopReason | None = None
         self._stop_message = ""
         self._dispatcher: asyncio.Task[None] | None = None
+        self._progress_later: asyncio.Task[None] | None = None
+        self._progress_at = -math.inf
         self._started_at: float | None = None
         self._pause_set_at = -math.inf
         self._quota_streak = 0
@@ -182,6 +184,8 @@ class Scheduler:
             # Only does anything when run() itself was cancelled or a bug escaped a worker.
             if self._dispatcher is not None:
                 self._dispatcher.cancel()
+            if self._progress_later is not None:
+                self._progress_later.cancel()  # the last report follows, with the final counts
             for task in [*workers, *self._requests]:
                 task.cancel()
         result = self._result()
@@ -257,6 +261,26 @@ class Scheduler:
             await self._fail(state, error)
         else:
             await self._store(state, result)
+        await self._progress()
+
+    async def _progress(self) -> None:
+        """Report progress after an outcome, at most every `progress_interval`: an outcome inside the
+        interval leaves the report to one sent when it is up, with the counts as they are by then."""
+        if self._progress_later is not None:
+            return
+        wait = self._progress_at + self.config.progress_interval - self.clock.now()
+        if wait > 0:
+            self._progress_later = asyncio.create_task(self._progress_after(wait))
+        else:
+            await self._report()
+
+    async def _progress_after(self, wait: float) -> None:
+        await self.clock.sleep(wait)
+        self._progress_later = None
+        await self._report()  # not _progress(): a clock short of the deadline by a rounding would loop
+
+    async def _report(self) -> None:
+        self._progress_at = self.clock.now()
         await self._emit(self.hooks.progress(self.snapshot()))
 
     async def _store(self, state: _JobState, result: ImageResult) -> None:

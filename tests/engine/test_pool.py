@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 import pytest
@@ -68,3 +69,44 @@ async def test_progress_reports_counts_concurrency_and_an_eta():
     assert first.concurrency == 2
     assert first.eta_seconds == pytest.approx(15.0)  # 3 left x 10 s / 2 slots
     assert snapshots[-1][1].remaining == 0
+
+
+async def test_outcomes_close_together_share_a_progress_report_and_none_waits_past_the_interval():
+    reports, successes = [], []
+
+    class ProgressHooks(RecordingHooks):
+        async def job_succeeded(self, job, result, attempts):
+            successes.append(now())
+
+        async def progress(self, snapshot):
+            reports.append((now(), snapshot.succeeded))
+
+    provider = SimulatedProvider(latency=1.0, latency_sigma=0.5, seed=3)
+    scheduler = make_scheduler(
+        provider, ProgressHooks(), start_concurrency=40, max_concurrency=40, progress_interval=0.5
+    )
+    await scheduler.run(make_jobs(120))
+
+    times = [at for at, _ in reports]
+    assert len(reports) < len(successes) / 3  # 120 outcomes, a report per half second at most
+    assert all(later - earlier >= 0.5 - 1e-9 for earlier, later in itertools.pairwise(times[:-1]))
+    for number, at in enumerate(successes, start=1):
+        # The first report on or after each success counts it, and comes within the interval.
+        shown_at, shown = next((t, count) for t, count in reports if t >= at)
+        assert shown >= number and shown_at - at <= 0.5 + 1e-9
+    assert reports[-1][1] == 120
+
+
+async def test_a_zero_progress_interval_reports_every_outcome():
+    reports = []
+
+    class ProgressHooks(RecordingHooks):
+        async def progress(self, snapshot):
+            reports.append(snapshot.succeeded)
+
+    provider = SimulatedProvider(latency=1.0, latency_sigma=0.5, seed=3)
+    scheduler = make_scheduler(
+        provider, ProgressHooks(), start_concurrency=40, max_concurrency=40, progress_interval=0
+    )
+    await scheduler.run(make_jobs(30))
+    assert reports[:-1] == list(range(1, 31))  # then the run's closing report
