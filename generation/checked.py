@@ -7,11 +7,11 @@ a success, so a garbage answer is retried like any garbage body and then fails t
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from typing import Any
 
 from generation.providers.base import ImageRequest, ImageResult, Provider, TransientError
+from generation.providers.http import off_loop
 from projects.images import NotAnImage, inspect_image
 
 # Far above any provider's output; decoding is what costs memory, so a larger claim is refused unread.
@@ -32,8 +32,8 @@ class ImagesChecked:
         try:
             if self.provider.decodes_images:  # decoded whole already: the header says the rest
                 info = inspect_image(result.image, max_side=MAX_SIDE, decode=False)
-            else:  # off the event loop: decoding a large image takes tens of milliseconds
-                info = await asyncio.to_thread(inspect_image, result.image, max_side=MAX_SIDE)
+            else:  # off the event loop when large: decoding one takes tens of milliseconds
+                info = await off_loop(len(result.image), inspect_image, result.image, max_side=MAX_SIDE)
         except NotAnImage as exc:
             raise TransientError(
                 f"The provider's answer is not an image we can store. {exc.message}"

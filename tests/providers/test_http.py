@@ -105,3 +105,37 @@ async def test_the_client_speaks_http1_with_a_long_read_timeout(fake):
         assert response.http_version == "HTTP/1.1"
     finally:
         await client.aclose()
+
+
+async def test_a_small_image_is_checked_on_the_loop_and_a_large_one_in_a_thread(monkeypatch):
+    import asyncio
+    import io
+    import os
+
+    from PIL import Image
+
+    from generation.providers.http import INLINE_BYTES, image_from_base64, image_from_bytes
+
+    hops = []
+    to_thread = asyncio.to_thread
+
+    async def counted(func, *args, **kwargs):
+        hops.append(func.__name__)
+        return await to_thread(func, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    small = make_png(8)
+    noise = Image.frombytes("RGB", (128, 128), os.urandom(128 * 128 * 3))
+    large = io.BytesIO()
+    noise.save(large, format="PNG")
+    large = large.getvalue()
+    assert len(small) < INLINE_BYTES < len(large)
+
+    assert await image_from_base64(base64.b64encode(small).decode(), "Imagen") == (small, "image/png")
+    assert await image_from_bytes(small, "Imagen") == "image/png"
+    assert hops == []
+    assert await image_from_base64(base64.b64encode(large).decode(), "Imagen") == (large, "image/png")
+    assert await image_from_bytes(large, "Imagen") == "image/png"
+    assert hops == ["_decode_and_check", "check_image"]
+    with pytest.raises(TransientError, match="broken image"):  # small garbage fails the same way
+        await image_from_bytes(b"<html>Bad gateway</html>", "Imagen")
