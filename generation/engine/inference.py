@@ -18,6 +18,7 @@ the next refusal at a lower level settles it.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 
@@ -38,7 +39,7 @@ class WindowInference:
     def __init__(self, window: float = WINDOW_SECONDS) -> None:
         self.window = window
         self._sent: deque[_Send] = deque()  # several share an instant, hence the sequence numbers
-        self._accepted: deque[float] = deque()
+        self._accepted: list[float] = []  # sorted: a window's count is two bisections, not a scan
         self._sequence = 0
         self.max_accepted_in_window = 0
 
@@ -58,11 +59,11 @@ class WindowInference:
 
     def accepted(self, sent_at: float) -> None:
         """A request sent at `sent_at` got past the quota (whatever came of it)."""
-        self._accepted.append(sent_at)
-        while self._accepted and self._accepted[0] < sent_at - 2 * self.window:
-            self._accepted.popleft()
+        accepted = self._accepted
+        bisect.insort(accepted, sent_at)
+        del accepted[: bisect.bisect_left(accepted, sent_at - 2 * self.window)]
         # Completions arrive out of order, so this can undercount a window: a lower bound, as needed.
-        held = sum(1 for t in self._accepted if sent_at - self.window < t <= sent_at)
+        held = bisect.bisect_right(accepted, sent_at) - bisect.bisect_right(accepted, sent_at - self.window)
         self.max_accepted_in_window = max(self.max_accepted_in_window, held)
 
     def _send(self, sequence: int) -> _Send | None:

@@ -80,3 +80,20 @@ async def test_the_scheduler_infers_a_silent_rolling_window_instead_of_blind_wai
     assert result.quota_errors <= 10  # the slow-start wave that found the limit, and no more
     # Ideal: 10 a minute from t=0, the last at 180 + 2 s; blind 15 s doublings took far longer.
     assert result.elapsed <= 182.0 + 5.0
+
+
+def test_the_fullest_accepted_window_is_counted_from_completions_in_any_order():
+    import random
+
+    rng = random.Random(7)
+    sends = sorted(rng.uniform(0, 300) for _ in range(2000))
+    # Completions come back in another order than the sends: each after its own latency.
+    completions = sorted(sends, key=lambda at: at + rng.uniform(0, 20))
+    inference = WindowInference(window=60.0)
+    seen: list[float] = []
+    fullest = 0
+    for sent_at in completions:
+        inference.accepted(sent_at)
+        seen.append(sent_at)
+        fullest = max(fullest, sum(1 for t in seen if sent_at - 60.0 < t <= sent_at))
+    assert inference.max_accepted_in_window == fullest
