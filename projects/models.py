@@ -236,7 +236,8 @@ def _ready_fields(release: bool) -> dict[str, object]:
 
 class SceneQuerySet(models.QuerySet):
     """Every change of Scene.status, in one place. `fence` (an Exists on the run this worker still holds)
-    makes the change only while it holds; each returns the number of scenes changed."""
+    makes the change only while it holds; each returns the number of scenes changed. Also what a run
+    reads of many scenes at once (casts)."""
 
     def casts(self) -> dict[int, list[Character]]:
         """Each of these scenes' characters (extra references prefetched), in the characters' order:
