@@ -28,7 +28,7 @@ from generation.live.events import send_event
 from generation.models import BatchRun, GenerationAttempt
 from generation.providers.base import DailyQuotaError, ImageResult, ProviderError, QuotaError
 from generation.providers.redact import redact
-from generation.runs.commits import GroupCommit, Write
+from generation.runs.commits import GroupCommit, Take, Write
 from generation.runs.counts import progress_payload, run_counts, same_counts
 from generation.runs.outcomes import Answer, Outcome, RunCost, attempt_outcome, run_cost
 from generation.runs.storage import durably, image_delete, image_save
@@ -119,8 +119,15 @@ class RunRecorder(Hooks):
     async def _write_alone(self, item: Write) -> Any:
         return await durably(item.what, item.write, *item.args, run_id=self.run.pk)
 
-    async def _write_together(self, items: list[Write]) -> list[Any]:
-        return await durably(f"recording {len(items)} items", self._together_sync, items, run_id=self.run.pk)
+    async def _write_together(self, take: Take) -> list[Any]:
+        return await durably("recording items", self._taken_sync, take, run_id=self.run.pk)
+
+    def _taken_sync(self, take: Take) -> list[Any]:
+        """The writes that waited until now: one is written alone, as it would be without a group."""
+        items = take()
+        if len(items) == 1:
+            return [items[0].write(*items[0].args)]
+        return self._together_sync(items) if items else []
 
     def _together_sync(self, items: list[Write]) -> list[Any]:
         """The writes in one transaction: the run's fence is checked once and its counts written once,

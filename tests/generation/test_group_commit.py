@@ -30,11 +30,16 @@ from tests.generation.conftest import simulated
 
 
 class Database:
-    """What the recorder passes as "alone" and "together": records the transactions it was asked for."""
+    """What the recorder passes as "alone" and "together": records the transactions it was asked for.
+
+    `busy` closed: the ORM's thread is busy with other work (other runs'), so nothing is taken yet;
+    `gate` closed: the writes taken are being written."""
 
     def __init__(self, *, fail_together: BaseException | None = None) -> None:
         self.transactions: list[list[str]] = []
         self.fail_together = fail_together
+        self.busy = asyncio.Event()
+        self.busy.set()
         self.gate = asyncio.Event()
         self.gate.set()
 
@@ -43,7 +48,9 @@ class Database:
         self.transactions.append([item.what])
         return item.write(*item.args)
 
-    async def together(self, items: list[Write]) -> list[object]:
+    async def together(self, take) -> list[object]:
+        await self.busy.wait()
+        items = take()
         await self.gate.wait()
         if self.fail_together is not None:
             raise self.fail_together
@@ -76,6 +83,33 @@ async def test_writes_that_queue_up_meanwhile_go_together_in_their_order():
     database.gate.set()
     assert await first == "A" and await asyncio.gather(*waiting) == ["B", "C", "D"]
     assert database.transactions == [["a"], ["b", "c", "d"]] and commits.groups == 1
+
+
+async def test_writes_asked_for_while_the_thread_is_busy_with_other_work_join_the_one_waiting():
+    database = Database()
+    database.busy.clear()  # the ORM's thread is writing another run's items: nothing taken yet
+    commits = GroupCommit(alone=database.alone, together=database.together)
+    first = asyncio.ensure_future(commits.write("a", lambda: "A"))
+    await asyncio.sleep(0)
+    later = [asyncio.ensure_future(commits.write(name, str.upper, name)) for name in "bc"]
+    await asyncio.sleep(0)
+    database.busy.set()
+    assert await first == "A" and await asyncio.gather(*later) == ["B", "C"]
+    assert database.transactions == [["a", "b", "c"]] and commits.groups == 1
+
+
+async def test_a_write_alone_that_fails_is_not_tried_again():
+    database = Database()
+    commits = GroupCommit(alone=database.alone, together=database.together)
+    calls = []
+
+    def broken() -> None:
+        calls.append("a")
+        raise ValueError("a is broken")
+
+    with pytest.raises(ValueError, match="a is broken"):
+        await commits.write("a", broken)
+    assert calls == ["a"]  # failed in its own transaction: a second try alone would fail the same way
 
 
 async def test_a_group_is_no_longer_than_its_cap():
