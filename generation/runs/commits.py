@@ -143,23 +143,26 @@ class GroupCommit:
         try:
             results = await self._together(take)
         except StoreError as error:  # the database is unavailable: alone, each would fail the same way
-            for item in take.items or ():
+            for item in take():
                 item.settle(error=error)
             return
         except Exception as error:
-            group = take.items or []
-            if len(group) == 1:  # written alone already: its error is its own
+            written = take.items is not None  # else it failed before its thread took any: taken here
+            group = take()
+            if written and len(group) == 1:  # written alone already: its error is its own
                 group[0].settle(error=error)
                 return
-            logger.warning("A group of %s writes failed; writing them one by one", len(group), exc_info=True)
-        else:
-            group = take.items or []
-            for item, result in zip(group, results, strict=True):
-                item.settle(result=result)
             if len(group) > 1:
-                self.groups += 1
+                logger.warning(
+                    "A group of %s writes failed; writing them one by one", len(group), exc_info=True
+                )
+            await self._one_by_one(group)
             return
-        await self._one_by_one(group)
+        group = take.items or []
+        for item, result in zip(group, results, strict=True):
+            item.settle(result=result)
+        if len(group) > 1:
+            self.groups += 1
 
     async def _one_by_one(self, group: list[Write]) -> None:
         for item in group:

@@ -35,9 +35,12 @@ class Database:
     `busy` closed: the ORM's thread is busy with other work (other runs'), so nothing is taken yet;
     `gate` closed: the writes taken are being written."""
 
-    def __init__(self, *, fail_together: BaseException | None = None) -> None:
+    def __init__(
+        self, *, fail_together: BaseException | None = None, fail_untaken: BaseException | None = None
+    ) -> None:
         self.transactions: list[list[str]] = []
         self.fail_together = fail_together
+        self.fail_untaken = fail_untaken  # raised before taking anything (the thread could not start)
         self.busy = asyncio.Event()
         self.busy.set()
         self.gate = asyncio.Event()
@@ -50,6 +53,8 @@ class Database:
 
     async def together(self, take) -> list[object]:
         await self.busy.wait()
+        if self.fail_untaken is not None:
+            raise self.fail_untaken
         items = take()
         await self.gate.wait()
         if self.fail_together is not None:
@@ -110,6 +115,17 @@ async def test_a_write_alone_that_fails_is_not_tried_again():
     with pytest.raises(ValueError, match="a is broken"):
         await commits.write("a", broken)
     assert calls == ["a"]  # failed in its own transaction: a second try alone would fail the same way
+
+
+async def test_writes_whose_group_failed_before_anything_was_taken_are_each_tried_alone():
+    database = Database(fail_untaken=RuntimeError("cannot schedule new futures after shutdown"))
+    database.gate.clear()
+    commits = GroupCommit(alone=database.alone, together=database.together)
+    writes = [asyncio.ensure_future(commits.write(name, str.upper, name)) for name in "ab"]
+    await asyncio.sleep(0)
+    database.gate.set()
+    assert await asyncio.wait_for(asyncio.gather(*writes), timeout=5) == ["A", "B"]
+    assert database.transactions == [["a"], ["b"]]
 
 
 async def test_a_group_is_no_longer_than_its_cap():
