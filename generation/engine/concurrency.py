@@ -5,9 +5,10 @@ Two sources, the better one wins:
   requests in flight saturate it, so the target is r x (a high percentile of latency) plus a margin
   (`set_rate_target`); the limiter paces the sends, the target only has to be high enough;
 - no known rate: found by feel, as TCP finds its window:
-  - slow start: +1 per request admitted (doubling per admission delay, not per round trip: a refusal
-    comes back in a fraction of a second while an admitted request runs for its full latency), with no
-    cap but the safety ceiling `maximum`;
+  - slow start: +1 per request admitted, so it grows per admission delay, not per round trip (a refusal
+    comes back in a fraction of a second while an admitted request runs for its full latency). What one
+    delay admits is what was sent the delay before, so the window grows by about `start` per delay, not
+    twofold (5 to 100 in under 10 s at the defaults), with no cap but the safety ceiling `maximum`;
   - then +1 per round trip (1/level per success) and a multiplicative decrease on each concurrency error;
   - a level that failed is only probed again after a streak of successes that doubles with every failed
     probe, so a hard cap of 3 costs a handful of 429s per run instead of one every few requests.
