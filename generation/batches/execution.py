@@ -16,8 +16,9 @@ from django.conf import settings
 from generation.batches.clients import batch_client_for
 from generation.batches.models import ProviderBatch
 from generation.batches.openai import BatchState
+from generation.checked import image_checked
 from generation.engine.jobs import Counters, Failure, Job, RunResult, StopReason
-from generation.providers.base import ProviderError, TransientError
+from generation.providers.base import ImageResult, ProviderError, TransientError
 from generation.runs.execution import RunExecution
 from generation.runs.selectors import run_payload
 from generation.runs.targets import Plan
@@ -28,6 +29,18 @@ logger = logging.getLogger("generation.batches")
 
 def custom_id(key: object) -> str:
     return f"item-{key}"
+
+
+async def _checked(
+    image: ImageResult | None, error: ProviderError | None
+) -> tuple[ImageResult | None, ProviderError | None]:
+    """A batch item's image, typed by its content, or why it cannot be stored: as for a request's answer."""
+    if image is None:
+        return None, error
+    try:
+        return await image_checked(image, decoded=False), None
+    except TransientError as broken:
+        return None, broken
 
 
 class BatchExecution(RunExecution):
@@ -114,13 +127,14 @@ class BatchExecution(RunExecution):
                 continue
             seen.add(outcome.custom_id)
             result.counters.requests += 1
+            image, error = await _checked(outcome.result, outcome.error)
             await self.recorder.attempt_started(job, 1)
-            await self.recorder.attempt_finished(job, 1, outcome.error, outcome.result, 0.0)
-            if outcome.result is not None:
-                await self.recorder.job_succeeded(job, outcome.result, 1)
+            await self.recorder.attempt_finished(job, 1, error, image, 0.0)
+            if image is not None:
+                await self.recorder.job_succeeded(job, image, 1)
                 result.succeeded.append(job.key)
             else:
-                await self._failed(job, outcome.error or TransientError("No result"), result)
+                await self._failed(job, error or TransientError("No result"), result)
         for cid, job in jobs.items():
             if cid not in seen:
                 await self._failed(job, TransientError(f"The batch {state.status} without this item"), result)

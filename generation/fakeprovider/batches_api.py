@@ -164,7 +164,8 @@ def _finish(server: FakeProviderServer, store: BatchStore, batch: FakeBatch, sta
                 _error_line(custom_id, "content_policy_violation", "Rejected by the safety system.")
             )
         else:
-            outputs.append(_output_line(server, custom_id, item.get("body") or {}))
+            fault = "truncated_image" if custom_id in config.batch_broken_ids else None
+            outputs.append(_output_line(server, custom_id, item.get("body") or {}, fault))
     batch.counts.update(completed=len(outputs), failed=len(errors))
     if outputs:
         batch.output_file_id = f"file-{uuid.uuid4().hex[:24]}"
@@ -175,13 +176,13 @@ def _finish(server: FakeProviderServer, store: BatchStore, batch: FakeBatch, sta
     batch.status = status
 
 
-def _output_line(server: FakeProviderServer, custom_id: str, body: dict) -> dict:
+def _output_line(server: FakeProviderServer, custom_id: str, body: dict, fault: str | None) -> dict:
     size = str(body.get("size") or "1024x1024")
     width, height = size_from_text(size if size != "auto" else "1024x1024", server.config.image_max_side)
     usage = {"input_tokens": len(str(body.get("prompt", "")).split()), "output_tokens": 1056}
     answer = {
         "created": int(time.time()),
-        "data": [{"b64_json": image_base64(server.next_image(width, height), None)}],
+        "data": [{"b64_json": image_base64(server.next_image(width, height), fault)}],
     }
     answer["usage"] = {**usage, "total_tokens": usage["input_tokens"] + 1056}
     return {
@@ -304,7 +305,8 @@ def _gemini_finish(server: FakeProviderServer, store: BatchStore, batch: FakeBat
                 {"error": {"code": 3, "message": "Request failed in the batch."}, "metadata": {"key": key}}
             )
         else:
-            _, answer = _generate_content(server, item["model"], item.get("request") or {}, None)
+            fault = "truncated_image" if key in server.config.batch_broken_ids else None
+            _, answer = _generate_content(server, item["model"], item.get("request") or {}, fault)
             responses.append({"response": json.loads(answer.body), "metadata": {"key": key}})
     store.files[batch.input_file_id + "-out"] = json.dumps(responses)
     batch.counts.update(

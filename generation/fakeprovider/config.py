@@ -70,9 +70,10 @@ class FakeConfig:
     # Provider batch APIs (OpenAI /v1/batches): seconds before a batch completes (before time_scale);
     # custom_ids that fail and the share of items failing at random; whether the batch expires at that
     # time instead (the first half of its items done, the rest failed); a cancelled batch keeps the
-    # first half too.
+    # first half too. Items in batch_broken_ids succeed with a truncated image.
     batch_delay_seconds: float = 1.0
     batch_fail_ids: list[str] = field(default_factory=list)
+    batch_broken_ids: list[str] = field(default_factory=list)
     batch_fail_rate: float = 0.0
     batch_expire: bool = False
     # What to keep quiet about: OMITTABLE names, for every flavor, or "flavor:name" for one

@@ -125,6 +125,21 @@ async def test_failed_items_are_left_failed_with_their_reasons(team, four_scenes
     assert failed.status == "failed" and "safety" in failed.last_error
 
 
+async def test_a_broken_image_in_a_batch_fails_its_scene_with_the_reason_and_the_rest_are_kept(
+    team, four_scenes, batch_mode, fake, http
+):
+    broken = four_scenes[2]
+    fake.configure(batch_delay_seconds=0.05, batch_broken_ids=[f"item-{broken.pk}"])
+    run = await database_sync_to_async(start_batch)(team)
+    run = await run_execute(run_id=run.pk, worker="w1", provider=openai(fake, http))
+    assert run.status == "completed" and run.succeeded == 3 and run.failed == 1
+    scene = await database_sync_to_async(Scene.objects.get)(pk=broken.pk)
+    assert scene.status == "failed" and not scene.image
+    assert "not an image we can store" in scene.last_error
+    kept = await database_sync_to_async(list)(Scene.objects.filter(status="ready").exclude(image=""))
+    assert len(kept) == 3
+
+
 async def test_a_stop_cancels_the_provider_batch_and_keeps_what_it_completed(
     team, four_scenes, batch_mode, fake, http
 ):
@@ -183,3 +198,21 @@ async def test_a_gemini_batch_run_costs_half_the_image_model_price(
     assert run.status == "completed" and run.succeeded == 4
     # gemini-2.5-flash-image: 1290 output tokens at $30/1M plus the prompt's 4 tokens at $0.30/1M, halved.
     assert run.cost == 4 * (Decimal("0.0387") + 4 * Decimal("0.0000003")) / 2
+
+
+async def test_a_broken_image_in_a_gemini_batch_fails_its_scene_alone(
+    team, four_scenes, batch_mode, fake, http, settings
+):
+    from tests.costs.conftest import gemini
+
+    settings.GENERATION_PROVIDERS = {
+        **settings.GENERATION_PROVIDERS,
+        "fake": {"base_url": fake.url, "flavor": "gemini"},
+    }
+    broken = four_scenes[0]
+    fake.configure(batch_delay_seconds=0.1, batch_broken_ids=[f"item-{broken.pk}"])
+    run = await database_sync_to_async(start_batch)(team)
+    run = await run_execute(run_id=run.pk, worker="w1", provider=gemini(fake, http))
+    assert run.succeeded == 3 and run.failed == 1
+    scene = await database_sync_to_async(Scene.objects.get)(pk=broken.pk)
+    assert scene.status == "failed" and "not an image we can store" in scene.last_error
