@@ -17,7 +17,8 @@ Two figures say more than scenes per second on a small machine (where a zero-lat
   workers' share split by thread too: event loop, ORM thread, the rest); the
   worst setup's median is the headline, target <= 5 ms. The fake provider's server shares the same
   cores but is the provider, not the studio: its CPU is measured apart (provider_cpu_ms_per_scene) and
-  left out of the headline, as are Redis and this script's own polls.
+  left out of the headline, as are Redis and this script's own polls (over one connection per round:
+  a connection per poll forked a PostgreSQL backend each time, charged to the database).
 - teams_slowdown: TEAMS projects each start a run of TEAM_SCENES scenes against a provider with
   TEAM_LATENCY s per request; every run's time (created to finished) over the same run's time alone, with
   one worker and with two (the run alone: the median of REPEAT rounds). A round's figure is its worst
@@ -45,6 +46,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -101,20 +103,20 @@ def measure(
         _warm_up(cluster, database_url, workers)
         seeded = _seed(cluster, "--projects", str(RUNS), "--scenes", str(SCENES))
         # Counted from here: process start-up (imports, migrations check, the first run's imports of the
-        # provider's client and Pillow's plugins) is not orchestration.
+        # provider's client and Pillow's plugins) is not orchestration. The bench's own connection is
+        # made before, so only its queries count.
         roles = {"workers": [p.pid for p in started], "daphne": [p.pid for p in daphnes]}
         if database_pid:
             roles["database"] = [database_pid]
-        before = {role: total_seconds(pids) for role, pids in roles.items()}
-        threads_before = {pid: thread_seconds(pid) for pid in roles["workers"]}
-        provider_before = total_seconds(provider)
-        runs = set(_seed(cluster, "--start", *map(str, seeded["projects"]))["runs"])
-        wait_until(
-            lambda: _all_finished(database_url, RUNS + workers), what="every run", timeout=TIMEOUT_SECONDS
-        )
-        # Where the orchestration's CPU goes, to know what to make cheaper; its total is their sum.
-        spent = {role: total_seconds(pids) - before[role] for role, pids in roles.items()}
-        threads = [by_thread(pid, threads_before[pid], thread_seconds(pid)) for pid in roles["workers"]]
+        with contextlib.closing(RunsFinished(database_url)) as finished:
+            before = {role: total_seconds(pids) for role, pids in roles.items()}
+            threads_before = {pid: thread_seconds(pid) for pid in roles["workers"]}
+            provider_before = total_seconds(provider)
+            runs = set(_seed(cluster, "--start", *map(str, seeded["projects"]))["runs"])
+            wait_until(lambda: finished(RUNS + workers), what="every run", timeout=TIMEOUT_SECONDS)
+            # Where the orchestration's CPU goes, to know what to make cheaper; its total is their sum.
+            spent = {role: total_seconds(pids) - before[role] for role, pids in roles.items()}
+            threads = [by_thread(pid, threads_before[pid], thread_seconds(pid)) for pid in roles["workers"]]
         provider_cpu = total_seconds(provider) - provider_before
         summary = _summary([run for run in _report(cluster) if run["pk"] in runs])
         scenes = max(1, summary["scenes"])
@@ -139,7 +141,7 @@ def _warm_up(cluster: Cluster, database_url: str, workers: int) -> None:
     """A small run per worker before measuring: each process's first run imports what runs need."""
     seeded = _seed(cluster, "--projects", str(workers), "--scenes", str(WARM_UP_SCENES))
     _seed(cluster, "--start", *map(str, seeded["projects"]))
-    wait_until(lambda: _all_finished(database_url, workers), what="the warm-up runs", timeout=TIMEOUT_SECONDS)
+    _wait_finished(database_url, workers, what="the warm-up runs")
 
 
 def _report(cluster: Cluster) -> list[dict]:
@@ -150,17 +152,32 @@ def _seed(cluster: Cluster, *args: str) -> dict:
     return json.loads(cluster.run("-m", "tests.scale.seed", *args).strip().splitlines()[-1])
 
 
-def _all_finished(database_url: str, expected: int) -> bool:
-    """Plain SQL, not a Django process per poll: the machine's cores belong to the processes measured."""
-    query = "SELECT count(*), count(finished) FROM generation_batchrun"
-    if database_url.startswith("sqlite:///"):
-        with contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=20)) as conn:
-            runs, finished = conn.execute(query).fetchone()
-    else:
-        with psycopg.connect(database_url) as conn:
-            runs, finished = conn.execute(query).fetchone()
-    time.sleep(0.2)  # wait_until polls every 50 ms; a fifth of a second is plenty here
-    return runs == expected and finished == expected
+class RunsFinished:
+    """Whether every run has finished, asked in plain SQL over one connection kept for the round: not a
+    Django process per poll, and not a connection per poll either. A PostgreSQL connection forks a
+    backend, about 11 ms of the database's CPU here: a round's ten polls would be charged to the studio."""
+
+    QUERY = "SELECT count(*), count(finished) FROM generation_batchrun"
+
+    def __init__(self, database_url: str) -> None:
+        if database_url.startswith("sqlite:///"):
+            self.connection: Any = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=20)
+        else:
+            self.connection = psycopg.connect(database_url, autocommit=True)
+
+    def __call__(self, expected: int) -> bool:
+        # Read to the end, so SQLite's statement (and the snapshot it reads) ends with the call.
+        ((runs, finished),) = self.connection.execute(self.QUERY).fetchall()
+        time.sleep(0.2)  # wait_until polls every 50 ms; a fifth of a second is plenty here
+        return runs == expected and finished == expected
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _wait_finished(database_url: str, expected: int, *, what: str) -> None:
+    with contextlib.closing(RunsFinished(database_url)) as finished:
+        wait_until(lambda: finished(expected), what=what, timeout=TIMEOUT_SECONDS)
 
 
 def _summary(runs: list[dict]) -> dict:
@@ -255,7 +272,7 @@ def _team_round(
         cluster.start(workers=workers)
         seeded = _seed(cluster, "--projects", str(projects), "--scenes", str(TEAM_SCENES), "--own-keys")
         _seed(cluster, "--start", *map(str, seeded["projects"]))
-        wait_until(lambda: _all_finished(database_url, projects), what="every run", timeout=TIMEOUT_SECONDS)
+        _wait_finished(database_url, projects, what="every run")
         runs = _report(cluster)
         assert all(r["status"] == "completed" and r["succeeded"] == TEAM_SCENES for r in runs), runs
         return [round(r["finished"] - r["created"], 2) for r in runs]
@@ -327,7 +344,7 @@ def main() -> None:
         "settings": "production: DEBUG off (see PRODUCTION)",
         "cpu": "workers, one Daphne and the PostgreSQL server (SQLite runs inside the worker); not the "
         "fake provider (measured apart below: it is the provider, not the studio), Redis, or the bench's "
-        "own status polls' client side",
+        "own status polls (one connection per round; their server side is a query each, about 0.2 ms)",
         "cpu_ms_per_scene": cpu,
         "provider_cpu_ms_per_scene": {name: r["provider_cpu_ms_per_scene"] for name, r in results.items()},
         "keys": "zero-latency rounds: the studio's one key; teams: a key per project (ProviderKey)",
