@@ -4,33 +4,20 @@ forks a backend, whose CPU the benchmark would charge to the studio's database."
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from bench import scale
-from tests.scale.servers import PostgresServer, Unavailable
+from tests.scale.conftest import postgres_server  # one per session; skips locally, fails under CI
+from tests.scale.servers import PostgresServer
+
+__all__ = ["postgres_server"]
 
 TABLE = "CREATE TABLE generation_batchrun (id integer PRIMARY KEY, finished timestamp NULL)"
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    try:
-        server = PostgresServer.start()
-    except Unavailable as missing:
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(f"{missing}: CI must run the PostgreSQL tests (.ci/run installs it)")
-        pytest.skip(str(missing))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -58,12 +45,14 @@ def _settled_sessions(server: PostgresServer, database: str) -> int:
 
 
 @pytest.mark.postgres
-def test_polls_on_postgresql_open_one_session_and_see_the_runs_finish(postgres: PostgresServer) -> None:
-    url = postgres.create_database("polls")
+def test_polls_on_postgresql_open_one_session_and_see_the_runs_finish(
+    postgres_server: PostgresServer,
+) -> None:
+    url = postgres_server.create_database("polls")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(TABLE)
         conn.execute("INSERT INTO generation_batchrun VALUES (1, now()), (2, NULL)")
-    before = _settled_sessions(postgres, "polls")
+    before = _settled_sessions(postgres_server, "polls")
 
     with contextlib.closing(scale.RunsFinished(url)) as finished:
         answers = [finished(2) for _ in range(10)]
@@ -73,7 +62,7 @@ def test_polls_on_postgresql_open_one_session_and_see_the_runs_finish(postgres: 
 
     assert answers == [False] * 10 + [True]
     # One for the poller and one for the update above: not one per poll.
-    assert _settled_sessions(postgres, "polls") - before == 2
+    assert _settled_sessions(postgres_server, "polls") - before == 2
 
 
 def test_polls_on_sqlite_see_rows_committed_after_they_started(tmp_path: Path) -> None:

@@ -10,29 +10,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.scale.servers import PostgresServer, Unavailable
+from tests.scale.conftest import postgres_server  # one per session; skips locally, fails under CI
+from tests.scale.servers import PostgresServer
+
+__all__ = ["postgres_server"]
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    try:
-        server = PostgresServer.start()
-    except Unavailable as missing:
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(f"{missing}: CI must run the PostgreSQL tests (.ci/run installs it)")
-        pytest.skip(str(missing))
-    try:
-        yield server.create_database("races")
-    finally:
-        server.stop()
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    return postgres_server.create_database("races")
 
 
 def test_scene_edits_from_12_threads_keep_positions_and_never_fail(postgres_url: str) -> None:
