@@ -133,6 +133,9 @@ class RedisLimiter(FairShares):
         names = ("sends", "pause", "rate", "epoch")
         self._keys = [f"{KEY_PREFIX}:{credential}:{name}" for name in names]
         self._epoch = ""  # the id of the Redis data this process last saw (see _SEND)
+        # The id this process gives the data if it finds none: drawn again only once used, because
+        # random bytes are a system call, and on the loop one lets the ORM's thread take the GIL.
+        self._new_epoch = secrets.token_hex(8)
         self._local = SlidingWindowLimiter(self.clock, requests_per_minute, window=self.window)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scripts: tuple[Redis, AsyncScript, AsyncScript] | None = None
@@ -192,8 +195,10 @@ class RedisLimiter(FairShares):
         """Log a send and return 0, or return how long to wait before trying again."""
         redis, send, _ = self._clients()
         limit, window = self._shape()
-        args = [limit, repr(window), repr(self.margin), HISTORY, secrets.token_hex(8), self._epoch]
+        args = [limit, repr(window), repr(self.margin), HISTORY, self._new_epoch, self._epoch]
         admitted, wait, learned, epoch = await send(keys=self._keys, args=args, client=redis)
+        if epoch == self._new_epoch:  # this send created the epoch: the next one must be told apart
+            self._new_epoch = secrets.token_hex(8)
         if self._epoch and epoch != self._epoch:
             logger.warning("Redis lost the limiter's log (restarted?): treating the window as full")
         self._epoch = epoch

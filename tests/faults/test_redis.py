@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
+from types import SimpleNamespace
 
 import pytest
 from redis.exceptions import RedisError, ResponseError
 
 from generation.live.layers import RetryingPubSubChannelLayer
+from generation.quota import redis as limiter_module
 from generation.quota.redis import RedisLimiter
 from tests.generation.conftest import poll_until
 
@@ -33,6 +36,25 @@ async def test_after_a_redis_restart_the_limiter_treats_the_window_as_full(redis
     # No window of WINDOW seconds holds more than RATE sends: the five after the restart wait for the
     # five before it to leave the window.
     assert sends[0] - filled >= WINDOW * 0.9
+
+
+async def test_the_limiter_draws_an_epoch_id_only_when_it_creates_an_epoch(redis_server, monkeypatch):
+    # Random bytes are a system call, and on the event loop one lets the ORM's thread take the GIL: a
+    # send that finds the epoch in place needs none. After a restart one is drawn, and the restart seen.
+    drawn = []
+    draw = SimpleNamespace(token_hex=lambda n: drawn.append(n) or secrets.token_hex(n))
+    monkeypatch.setattr(limiter_module, "secrets", draw)
+    limiter = RedisLimiter(redis_server.url, "epoch-key", 1000, window=WINDOW, margin=0.0)
+    for _ in range(20):
+        await limiter.acquire()
+    assert len(drawn) <= 2  # the first epoch, and the next candidate once that one was taken
+    first = limiter._epoch
+    await asyncio.to_thread(redis_server.restart)
+    async with asyncio.timeout(5):
+        while limiter._epoch == first:  # the first call after the restart finds the connection closed
+            await limiter.acquire()
+    assert limiter._epoch
+    assert len(drawn) <= 3
 
 
 async def test_a_new_channel_is_created_after_a_redis_restart(redis_server):
