@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
+from asgiref.testing import ApplicationCommunicator
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.routing import ChannelNameRouter
@@ -53,6 +55,29 @@ async def test_a_wake_up_on_the_channel_makes_the_worker_execute_the_run(story, 
         assert run.owner == supervisor.worker_id and run.succeeded == 4
     finally:
         task.cancel()
+
+
+async def test_a_wake_up_is_handled_while_the_orm_thread_is_busy(supervisor, monkeypatch):
+    """channels' consumers hop to the ORM's thread before every handler (to close stale connections):
+    a wake-up then waited behind every run's writes, and ten projects starting at once on one worker
+    were woken one by one, the last 0.9 s after its run was created. Nothing here touches the database."""
+    woken: list[int] = []
+    handled = asyncio.Event()
+    monkeypatch.setattr(supervisor, "wake", lambda run_id: woken.append(run_id) or handled.set())
+    release = threading.Event()
+    busy = asyncio.create_task(database_sync_to_async(release.wait)(10))
+    consumer = ApplicationCommunicator(
+        GenerationConsumer.as_asgi(), {"type": "channel", "channel": WORKER_CHANNEL}
+    )
+    try:
+        await consumer.send_input({"type": "run.wake", "run_id": 7})
+        async with asyncio.timeout(2):
+            await handled.wait()
+        assert woken == [7] and not busy.done()
+    finally:
+        release.set()
+        await busy
+        consumer.stop()
 
 
 async def test_a_run_whose_wake_up_was_lost_is_found_by_the_scan(story, start, supervisor):
