@@ -326,7 +326,7 @@ class RunRecorder(Hooks):
     async def job_succeeded(self, job: Job, result: ImageResult, attempts: int) -> None:
         # Stored first: a crash before the row commits leaves an orphan file (cleanup_media deletes it),
         # never a broken item. A failed save or write leaves no file: StoreError tells the engine why.
-        name = await asyncio.to_thread(self._image_store, job.key, result)
+        name = await asyncio.to_thread(image_save, self.target.image_name(job.key, result), result.image)
         success = Success(job, name, result, attempts, self.attempt_ids.get(job.key))
         # Counted here, before the write: the scheduler counts a success only once this hook returns.
         self.stored += 1
@@ -348,11 +348,6 @@ class RunRecorder(Hooks):
             thumbnail=self.target.image_url(job.key, self.seq),
             counts=self.stored_counts(),
         )
-
-    def _image_store(self, key: Hashable, result: ImageResult) -> str:
-        # Named here, in the thread that writes it: the name's random part is a system call, and on
-        # the loop one hands the GIL to the ORM's thread and waits to get it back.
-        return image_save(self.target.image_name(key, result), result.image)
 
     def _succeeded_sync(self, success: Success, counts: dict[str, Any] | None) -> bool:
         key = success.job.key

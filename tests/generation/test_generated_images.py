@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 from pathlib import Path
 
 import pytest
@@ -83,23 +82,3 @@ async def test_a_character_run_refuses_a_garbage_portrait(story, team):
     )
     ram = await database_sync_to_async(Character.objects.get)(pk=ram.pk)
     assert run.failed == 1 and not ram.has_reference()
-
-
-async def test_a_generated_image_is_named_off_the_event_loop(story, start, monkeypatch):
-    # A name's random part is a system call: on the loop it hands the GIL to the ORM's thread and the
-    # loop waits to get it back (0.6 ms a scene under load), so it is drawn where the file is written.
-    from generation.runs import targets
-
-    named_in = []
-    scene_image_path = targets.scene_image_path
-
-    def recording(instance, filename):
-        named_in.append(threading.get_ident())
-        return scene_image_path(instance, filename)
-
-    monkeypatch.setattr(targets, "scene_image_path", recording)
-    project, scenes, _ = story
-    run, scene = await run_scene(start, scenes[1], answering(png_bytes(), "image/png"))
-    assert run.succeeded == 1
-    assert Path(scene.image.name).suffix == ".png"
-    assert named_in and threading.get_ident() not in named_in
