@@ -177,7 +177,15 @@
 
   // Item events carry the run's counts as their write stored them.
   function takeCounts(ev) {
-    if (ev.counts && state.run && state.run.id === ev.run) mergeRun(ev, ev.counts);
+    if (ev.counts && state.run && state.run.id === ev.run && !older(ev.run, ev.counts)) mergeRun(ev, ev.counts);
+  }
+
+  // Counts taken before the ones shown: sent while the snapshot that drew them was being read. The row
+  // never goes back (its counts_at only grows), and neither does the page.
+  function older(runId, counts) {
+    const run = state.run;
+    if (!run || run.id !== runId || !run.counts_at || !counts.counts_at) return false;
+    return Date.parse(counts.counts_at) < Date.parse(run.counts_at);
   }
 
   function sceneEvent(ev) {
@@ -331,6 +339,7 @@
       setRun(Object.assign({}, ev, { active: true }));
     },
     "run.progress"(ev) {
+      if (older(ev.run, ev)) return;
       const fields = { active: true };
       COUNTS.forEach((key) => { if (ev[key] !== undefined) fields[key] = ev[key]; });
       // Running again: the quota wait is over (the snapshot says the same once the row says running).

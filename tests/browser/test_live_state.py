@@ -10,7 +10,7 @@ import json
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -23,6 +23,10 @@ SHOWN = ("progress-text", "run-meta", "quota-banner", "project-totals")
 SHOWN_JS = """ids => ids.map(id => { const el = document.getElementById(id);
   return el.hidden ? null : el.textContent; })"""
 # Resolves with the page's clock once a run started by `who` shows as running.
+# Every text #run-meta shows from now on, in window.metaShown.
+RECORD_META_JS = """() => { const meta = document.getElementById('run-meta'); window.metaShown = [];
+  new MutationObserver(() => window.metaShown.push(meta.textContent))
+    .observe(meta, {childList: true, characterData: true, subtree: true}); }"""
 SEES_RUN_JS = """who => { const meta = document.getElementById('run-meta').textContent;
   return /^Running/.test(meta) && meta.includes(`started by ${who}`) && Date.now(); }"""
 
@@ -147,6 +151,34 @@ def test_a_snapshot_drawn_after_its_tiles_keeps_the_newer_events_that_came_meanw
     tiles[0].continue_()
     expect(first).to_have_attribute("data-version", version)  # drawn: the snapshot's run came due
     expect(page.locator("#run-meta")).to_contain_text("13 requests")
+
+
+def test_counts_older_than_the_ones_shown_never_take_the_page_back(studio, open_project):
+    """A socket's snapshot is read after it joined the project's group, so events sent meanwhile reach
+    the page after it, older than what it drew. (A page reloaded mid-wait showed those older counts and
+    ETA, a second off the live page's, until its next poll.) The test plays the socket."""
+    page = open_project(studio, DEMO_USER, "edits")
+    sockets = []
+    page.route_web_socket(re.compile(r"/ws/projects/"), lambda ws: sockets.append(ws))
+    page.reload()
+    expect(page.locator("#live")).to_have_attribute("data-connected", "1")
+    snapshot = json.loads(page.locator("#initial-snapshot").text_content())
+    run = _active_run(requests=13)
+    sockets[0].send(json.dumps({"type": "snapshot", **snapshot, "run": run}))
+    expect(page.locator("#run-meta")).to_contain_text("13 requests")
+
+    earlier = (datetime.fromisoformat(run["counts_at"]) - timedelta(seconds=1)).isoformat()
+    older = {**{k: run[k] for k in COUNTED}, "requests": 12, "counts_at": earlier, "status": "running"}
+    progress = {"type": "run.progress", "run": run["id"], "seq": 1, **older, "in_flight": 1, "concurrency": 1}
+    item = {"id": snapshot["scenes"][0]["id"], "position": 1, "title": "", "prompt": ""}
+    scene = {"type": "scene.started", "run": run["id"], "seq": 2, "item": item, "counts": older}
+    newer = {**progress, "seq": 3, "requests": 14, "counts_at": run["counts_at"]}
+    page.evaluate(RECORD_META_JS)
+    sockets[0].send(json.dumps({"type": "batch", "events": [progress, scene]}))
+    sockets[0].send(json.dumps({"type": "batch", "events": [newer]}))
+    expect(page.locator("#run-meta")).to_contain_text("14 requests")  # both batches were handled
+    shown = page.evaluate("() => window.metaShown")
+    assert not [text for text in shown if "12 requests" in text], shown
 
 
 COUNTED = (
