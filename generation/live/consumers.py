@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from generation import selectors
+from generation.live.dispatch import DirectDispatch
 from generation.live.events import project_group, user_group
 from generation.services import RunRefused, perform_action
 from projects.access import has_role
@@ -54,7 +55,9 @@ def parse_frame(text_data: str | None, bytes_data: bytes | None) -> Command:
     return Command(action, scene)
 
 
-class ProjectConsumer(AsyncJsonWebsocketConsumer):
+class ProjectConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
+    direct = frozenset({"generation.batch"})  # events, coalesced and encoded once for every watcher
+
     async def connect(self) -> None:
         self.project_id = int(self.scope["url_route"]["kwargs"]["project_id"])
         self.joined: list[str] = []
@@ -87,15 +90,6 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
             await self.send_snapshot()
         else:
             await self.send_json(await self.act(command))
-
-    async def dispatch(self, message: dict) -> None:
-        # channels' dispatch runs its database connection clean-up before every handler, on the one sync
-        # thread the worker's writes queue on: per batch of events that delayed them by seconds. A batch
-        # touches no database, so it goes straight to its handler; a handler alone cannot skip the clean-up.
-        if message["type"] == "generation.batch":
-            await self.generation_batch(message)
-            return
-        await super().dispatch(message)
 
     async def generation_batch(self, message: dict) -> None:
         """Live events, coalesced and encoded once by generation.live.events for every watcher."""

@@ -20,12 +20,13 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import uvloop
-from channels.consumer import AsyncConsumer, get_handler_name
+from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from channels.worker import Worker
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from generation.live.dispatch import DirectDispatch
 from generation.runs import media, selectors, services
 from generation.runs.execution import RunExecution, run_execute
 from ops.services import worker_heartbeat, workers_fresh
@@ -170,17 +171,10 @@ class Supervisor:
 supervisor = Supervisor()
 
 
-class GenerationConsumer(AsyncConsumer):
-    """Thin: turns channel messages into supervisor calls."""
+class GenerationConsumer(DirectDispatch, AsyncConsumer):
+    """Thin: turns channel messages into supervisor calls (none touches the database)."""
 
-    async def dispatch(self, message: dict) -> None:
-        # As AsyncConsumer's, without its hop to the ORM's thread to close stale connections first: no
-        # handler here touches the database (what they start does, through database_sync_to_async,
-        # which closes them itself), and behind every run's writes that hop made each wake-up wait.
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+    direct = frozenset({"run.wake", "run.stop"})
 
     async def run_wake(self, message: dict) -> None:
         supervisor.wake(int(message["run_id"]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import datetime
 
 import pytest
@@ -159,6 +161,26 @@ async def test_events_are_coalesced_into_batches_in_order_and_the_end_of_a_run_i
         assert batch["type"] == "batch" and [e["seq"] for e in batch["events"]] == [1, 2, 3, 4]
         assert await communicator.receive_nothing(timeout=0.2)
     finally:
+        await communicator.disconnect()
+
+
+async def test_events_reach_the_socket_while_the_orm_thread_is_busy(story, team):
+    """channels' consumers hop to the ORM's thread before every handler (to close stale connections): a
+    batch of events then waited behind every run's writes, by seconds. A batch touches no database."""
+    project, *_ = story
+    communicator, _ = await connect(team.viewer, project.pk)
+    release = threading.Event()
+    busy = None
+    try:
+        await communicator.receive_json_from()
+        busy = asyncio.create_task(database_sync_to_async(release.wait)(10))
+        await send_event(project.pk, {"type": "run.finished", "run": 9, "seq": 1})
+        batch = await communicator.receive_json_from(timeout=2)
+        assert [e["seq"] for e in batch["events"]] == [1] and not busy.done()
+    finally:
+        release.set()
+        if busy is not None:
+            await busy
         await communicator.disconnect()
 
 

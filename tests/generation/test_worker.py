@@ -57,20 +57,21 @@ async def test_a_wake_up_on_the_channel_makes_the_worker_execute_the_run(story, 
         task.cancel()
 
 
-async def test_a_wake_up_is_handled_while_the_orm_thread_is_busy(supervisor, monkeypatch):
+@pytest.mark.parametrize("kind", ["wake", "stop"])
+async def test_a_wake_up_or_stop_is_handled_while_the_orm_thread_is_busy(supervisor, monkeypatch, kind):
     """channels' consumers hop to the ORM's thread before every handler (to close stale connections):
     a wake-up then waited behind every run's writes, and ten projects starting at once on one worker
     were woken one by one, the last 0.9 s after its run was created. Nothing here touches the database."""
     woken: list[int] = []
     handled = asyncio.Event()
-    monkeypatch.setattr(supervisor, "wake", lambda run_id: woken.append(run_id) or handled.set())
+    monkeypatch.setattr(supervisor, kind, lambda run_id: woken.append(run_id) or handled.set())
     release = threading.Event()
     busy = asyncio.create_task(database_sync_to_async(release.wait)(10))
     consumer = ApplicationCommunicator(
         GenerationConsumer.as_asgi(), {"type": "channel", "channel": WORKER_CHANNEL}
     )
     try:
-        await consumer.send_input({"type": "run.wake", "run_id": 7})
+        await consumer.send_input({"type": f"run.{kind}", "run_id": 7})
         async with asyncio.timeout(2):
             await handled.wait()
         assert woken == [7] and not busy.done()

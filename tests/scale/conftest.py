@@ -12,6 +12,7 @@ import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import psycopg
 import pytest
@@ -27,9 +28,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scale: real PostgreSQL, Redis and several studio processes")
 
 
-def _unavailable(reason: str):
+def unavailable(reason: str) -> NoReturn:
+    """Skip a test whose real server (or mount) this machine lacks; under CI, which must run it, fail."""
     if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        pytest.fail(f"{reason}: CI must run the scale tests (.ci/run installs it)")
+        pytest.fail(f"{reason}: CI must run this test (.ci/run installs what it needs)")
     pytest.skip(reason)
 
 
@@ -38,7 +40,7 @@ def redis_server() -> Iterator[RedisServer]:
     try:
         server = RedisServer.start()
     except Unavailable as missing:
-        _unavailable(str(missing))
+        unavailable(str(missing))
     yield server
     server.stop()
 
@@ -48,7 +50,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     try:
         server = PostgresServer.start()
     except Unavailable as missing:
-        _unavailable(str(missing))
+        unavailable(str(missing))
     yield server
     server.stop()
 
