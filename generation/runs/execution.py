@@ -40,6 +40,7 @@ from generation.runs.selectors import run_payload
 from generation.runs.services import (
     LEASE_SECONDS,
     attempt_counters,
+    run_beat,
     run_claim,
     run_fail,
     run_hand_back,
@@ -247,7 +248,9 @@ class RunExecution:
             await asyncio.sleep(STOP_POLL_SECONDS)
             try:
                 async with asyncio.timeout(max(0.0, renewed + SELF_FENCE_SECONDS - self.clock.now())):
-                    held, stop = await database_sync_to_async(self._beat)()
+                    held, stop = await database_sync_to_async(run_beat)(
+                        run_id=self.run.pk, worker=self.worker
+                    )
             except Exception:  # the timeout too
                 if self.clock.now() - renewed >= SELF_FENCE_SECONDS:
                     self._lose(f"could not renew its lease for {SELF_FENCE_SECONDS:g}s")
@@ -261,11 +264,6 @@ class RunExecution:
             if stop:
                 self.handing_back = self.recorder.handing_back = False  # a stop asked for wins
                 self.stop()
-
-    def _beat(self) -> tuple[bool, bool]:
-        """(still ours, stop requested). Renewing matches nothing once another worker took the run over."""
-        held = BatchRun.objects.filter(pk=self.run.pk, owner=self.worker).update(heartbeat=timezone.now())
-        return bool(held), BatchRun.objects.filter(pk=self.run.pk, stop_requested=True).exists()
 
     def _prepare(self) -> Plan:
         run = self.run

@@ -142,6 +142,26 @@ def test_two_workers_racing_for_one_run_one_wins(story, team):
     assert services.run_claim(run_id=run.pk, worker="b").owner == "b"
 
 
+def test_a_heartbeat_renews_the_lease_in_one_statement_and_still_sees_a_stop_and_a_takeover(
+    story, team, django_assert_num_queries
+):
+    """A worker beats for every run it holds twice a second, on the thread all its writes share: the
+    beat was two statements (renew, then read the stop flag); while nothing changed it is one."""
+    project, *_ = story
+    run, _ = services.run_start(project=project, user=team.editor)
+    services.run_claim(run_id=run.pk, worker="a")
+    before = BatchRun.objects.get(pk=run.pk).heartbeat
+    with django_assert_num_queries(1):
+        assert services.run_beat(run_id=run.pk, worker="a") == (True, False)
+    assert BatchRun.objects.get(pk=run.pk).heartbeat > before
+
+    BatchRun.objects.filter(pk=run.pk).update(stop_requested=True)
+    assert services.run_beat(run_id=run.pk, worker="a") == (True, True)
+    BatchRun.objects.filter(pk=run.pk).update(owner="b")
+    assert services.run_beat(run_id=run.pk, worker="a") == (False, False)
+    assert BatchRun.objects.get(pk=run.pk).owner == "b"
+
+
 @pytest.mark.parametrize(
     ("sim", "status", "kind", "requests", "summary"),
     [
