@@ -17,7 +17,7 @@ from generation.providers.simulated import SimulatedProvider
 from generation.runs.execution import run_execute
 from projects import services as project_services
 from tests.faults.checks import assert_nothing_lost, image_files
-from tests.scale.conftest import unavailable
+from tests.support.unavailable import unavailable
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 

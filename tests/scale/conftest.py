@@ -9,15 +9,14 @@ run them (.ci/run installs both from Debian).
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import psycopg
 import pytest
 
 from tests.scale.servers import Cluster, PostgresServer, RedisServer, Unavailable
+from tests.support.unavailable import unavailable
 
 TEMPLATE_DB = "scenestudio_template"
 _databases = itertools.count(1)
@@ -26,13 +25,6 @@ _databases = itertools.count(1)
 def pytest_configure(config: pytest.Config) -> None:
     # Selectable with `-m scale` (or left out with `-m "not scale"`); `make test` runs it.
     config.addinivalue_line("markers", "scale: real PostgreSQL, Redis and several studio processes")
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Skip a test whose real server (or mount) this machine lacks; under CI, which must run it, fail."""
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        pytest.fail(f"{reason}: CI must run this test (.ci/run installs what it needs)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
