@@ -8,6 +8,7 @@ so a worker that lost the run to another writes nothing more.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable, Hashable
 from datetime import datetime, timedelta
@@ -26,7 +27,6 @@ from generation.engine.jobs import Counters, Job, Progress, StopReason
 from generation.live.events import send_event
 from generation.models import BatchRun, GenerationAttempt
 from generation.providers.base import DailyQuotaError, ImageResult, ProviderError, QuotaError
-from generation.providers.http import off_loop
 from generation.providers.redact import redact
 from generation.runs.commits import GroupCommit, Take, Write
 from generation.runs.counts import progress_payload, run_counts, same_counts
@@ -326,10 +326,7 @@ class RunRecorder(Hooks):
     async def job_succeeded(self, job: Job, result: ImageResult, attempts: int) -> None:
         # Stored first: a crash before the row commits leaves an orphan file (cleanup_media deletes it),
         # never a broken item. A failed save or write leaves no file: StoreError tells the engine why.
-        # A small image is stored on the loop, as it was checked (off_loop): a hop to one of the default
-        # executor's threads and back cost more than the write, in CPU and in the GIL it contended for.
-        size = len(result.image)
-        name = await off_loop(size, image_save, self.target.image_name(job.key, result), result.image)
+        name = await asyncio.to_thread(image_save, self.target.image_name(job.key, result), result.image)
         success = Success(job, name, result, attempts, self.attempt_ids.get(job.key))
         # Counted here, before the write: the scheduler counts a success only once this hook returns.
         self.stored += 1
@@ -339,10 +336,10 @@ class RunRecorder(Hooks):
             )
         except BaseException:
             self.stored -= 1
-            await off_loop(size, image_delete, name)
+            await asyncio.to_thread(image_delete, name)
             raise
         if not recorded:  # another worker holds the run now and generates this item itself
-            await off_loop(size, image_delete, name)
+            await asyncio.to_thread(image_delete, name)
             return
         await self.publish(
             self.target.event("succeeded"),

@@ -34,10 +34,6 @@ def stored_scene_files() -> list[Path]:
     return [p for p in Path(settings.MEDIA_ROOT).glob("projects/*/scenes/*") if p.is_file()]
 
 
-def stored_bytes(scene) -> bytes:
-    return Path(scene.image.path).read_bytes()
-
-
 async def run_scene(start, scene, provider):
     run = await database_sync_to_async(start)(scene_ids=[scene.pk])
     run = await run_execute(run_id=run.pk, worker="w", provider=provider)
@@ -86,35 +82,3 @@ async def test_a_character_run_refuses_a_garbage_portrait(story, team):
     )
     ram = await database_sync_to_async(Character.objects.get)(pk=ram.pk)
     assert run.failed == 1 and not ram.has_reference()
-
-
-async def test_a_small_image_is_stored_on_the_loop_and_a_large_one_in_a_thread(story, start, monkeypatch):
-    import asyncio
-    import io
-    import os
-
-    from PIL import Image
-
-    from generation.providers.http import INLINE_BYTES
-
-    project, scenes, _ = story
-    hops: list[str] = []
-    to_thread = asyncio.to_thread
-
-    async def counted(func, *args, **kwargs):
-        hops.append(func.__name__)
-        return await to_thread(func, *args, **kwargs)
-
-    monkeypatch.setattr(asyncio, "to_thread", counted)
-    small = png_bytes()
-    large = io.BytesIO()
-    Image.frombytes("RGB", (128, 128), os.urandom(128 * 128 * 3)).save(large, format="PNG")
-    large = large.getvalue()
-    assert len(small) < INLINE_BYTES < len(large)
-
-    run, scene = await run_scene(start, scenes[1], answering(small, "image/png"))
-    assert run.succeeded == 1 and stored_bytes(scene) == small
-    assert "image_save" not in hops
-    run, scene = await run_scene(start, scenes[5], answering(large, "image/png"))
-    assert run.succeeded == 1 and stored_bytes(scene) == large
-    assert "image_save" in hops
