@@ -37,7 +37,7 @@ from generation.providers.base import (
     TransientError,
 )
 from generation.providers.redact import redact
-from generation.providers.transport import ConnectionPerTransport
+from generation.providers.transport import AiohttpTransport
 
 READ_TIMEOUT = 90.0  # image APIs routinely take 20-60 s; past 90 s a retry is the better bet
 CONNECT_TIMEOUT = 10.0
@@ -57,7 +57,7 @@ def make_client(
     keepalive_expiry: float = 30.0,
 ) -> httpx.AsyncClient:
     """The one way providers build a client: HTTP/1.1, a connection kept alive for each concurrent
-    request (see transport.py: httpcore's own pool closes or rescans them all at this concurrency).
+    request, on aiohttp's pool and parser (see transport.py).
 
     The pool timeout is unbounded on purpose: the engine caps concurrency per provider, so a wait for a
     free connection is queueing we asked for, not a provider failure.
@@ -72,7 +72,7 @@ def make_client(
             keepalive_expiry=keepalive_expiry,
         )
         return httpx.AsyncClient(limits=limits, verify=_ssl_context(), **options)
-    transport = ConnectionPerTransport(
+    transport = AiohttpTransport(
         max_connections=max_connections, keepalive_expiry=keepalive_expiry, verify=_ssl_context()
     )
     return httpx.AsyncClient(transport=transport, **options)

@@ -25,6 +25,6 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 def pytest_asyncio_loop_factories(config, item):
     """The worker runs providers on uvloop, tests on the standard loop; the connection code runs on both."""
     module = getattr(getattr(item, "module", None), "__name__", "")
-    if module.endswith("test_netstream"):
+    if module.endswith("test_transport"):
         return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
     return {"asyncio": asyncio.new_event_loop}
