@@ -24,6 +24,7 @@ MODULES = [
     "scale",  # scenes/s on SQLite, and PostgreSQL + Redis with 1 and 2 worker processes
     "import_story",  # a 2 MB story import with 200 new characters (var/bench/import.json)
     "reload",  # a reload mid-run in Chromium: ms until the page shows the true state
+    "http_client",  # loop CPU per provider request: the providers' transport against httpx's own
 ]
 
 
