@@ -285,32 +285,22 @@ async def test_a_large_body_to_a_slow_reader_arrives_whole(serve):
     assert response.text == "8000000 8000000"
 
 
-async def test_a_connection_cut_mid_response_is_an_error_not_a_short_body(serve):
-    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+@pytest.mark.parametrize(
+    "answer",
+    [b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10, b"HELLO THERE\r\n\r\n"],
+    ids=["cut-mid-body", "not-http"],
+)
+async def test_an_answer_cut_short_or_not_http_is_a_protocol_error_not_a_response(serve, answer):
+    async def broken(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _head(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
+        writer.write(answer)
         await writer.drain()
         writer.close()
 
     client = make_client()
     try:
         with pytest.raises(httpx.RemoteProtocolError):
-            await client.get(await serve(cut))
-    finally:
-        await client.aclose()
-
-
-async def test_an_answer_that_is_not_http_is_a_protocol_error(serve):
-    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _head(reader)
-        writer.write(b"HELLO THERE\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    client = make_client()
-    try:
-        with pytest.raises(httpx.RemoteProtocolError):
-            await client.get(await serve(garbage))
+            await client.get(await serve(broken))
     finally:
         await client.aclose()
 
