@@ -172,11 +172,7 @@ def _mapped(request: httpx.Request) -> Iterator[None]:
         raise httpx.ReadTimeout(str(error) or "read timed out", request=request) from error
     except aiohttp.ClientConnectorError as error:  # refused, unreachable, DNS, TLS verification
         raise httpx.ConnectError(str(error), request=request) from error
-    except (
-        aiohttp.ServerDisconnectedError,
-        aiohttp.ClientPayloadError,
-        aiohttp.ClientResponseError,
-    ) as error:
+    except _PROTOCOL_ERRORS as error:
         raise httpx.RemoteProtocolError(str(error), request=request) from error
     except (aiohttp.ClientOSError, aiohttp.ClientConnectionError) as error:
         raise httpx.ReadError(str(error), request=request) from error
