@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage, storages
 from django.db import InterfaceError, OperationalError, connection
@@ -68,25 +67,28 @@ def skip_health_checks(*, connection: Any, **kwargs: Any) -> None:
 def image_save(name: str, data: bytes) -> str:
     """Store an image whole or not at all: a failed or short write leaves no file behind. Raises
     StoreError, fatal when the media cannot take any image any more (disk full, read-only)."""
+    storage = storages["default"]
     try:
-        if type(storages["default"]) is not FileSystemStorage:
+        if type(storage) is not FileSystemStorage:
             return _storage_save(name, data)
-        _file_create(default_storage.path(name), data)
+        _file_create(storage, storage.path(name), data)
         return name
     except OSError as error:
         label = FATAL_STORE_ERRNOS.get(error.errno)
         raise StoreError(label or error.strerror or str(error), fatal=label is not None) from error
 
 
-def _file_create(path: str, data: bytes) -> None:
+def _file_create(storage: FileSystemStorage, path: str, data: bytes) -> None:
     """A new file holding `data`, or none at all. Created exclusively: generated names are random, so an
     existing file is never one to overwrite. Three system calls where the storage API's save makes a
     dozen (exists twice, mkdir, lock, unlock, chmod, stat): about 0.2 ms of CPU less per image here."""
+    # The storage's own modes (its OPTIONS, else FILE_UPLOAD_*_PERMISSIONS), as its save would use.
+    mode = storage.file_permissions_mode or 0o644
     try:
-        fd = os.open(path, _CREATE, settings.FILE_UPLOAD_PERMISSIONS or 0o644)
+        fd = os.open(path, _CREATE, mode)
     except FileNotFoundError:  # the project's first image: its folder comes first
-        os.makedirs(os.path.dirname(path), settings.FILE_UPLOAD_DIRECTORY_PERMISSIONS or 0o777, exist_ok=True)
-        fd = os.open(path, _CREATE, settings.FILE_UPLOAD_PERMISSIONS or 0o644)
+        os.makedirs(os.path.dirname(path), storage.directory_permissions_mode or 0o777, exist_ok=True)
+        fd = os.open(path, _CREATE, mode)
     try:
         try:
             rest = memoryview(data)
