@@ -222,10 +222,16 @@ class Cluster:
     """Studio processes sharing one database, Redis and MEDIA_ROOT, configured only by environment."""
 
     def __init__(
-        self, workdir: Path, *, database_url: str, redis_url: str | None, env: dict[str, str]
+        self,
+        workdir: Path,
+        *,
+        database_url: str,
+        redis_url: str | None,
+        env: dict[str, str],
+        media: Path | None = None,
     ) -> None:
         self.workdir = workdir
-        self.media = workdir / "media"
+        self.media = media or workdir / "media"
         self.redis_url = redis_url
         self.processes: list[Process] = []
         self.env = {
