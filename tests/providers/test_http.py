@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import base64
+import io
 import time
 from email.utils import formatdate
 
 import pytest
+from PIL import Image, ImageFile
 
 from generation.fakeprovider.images import make_png
 from generation.providers.base import TransientError
@@ -63,12 +65,34 @@ def test_rate_limit_headers_become_a_rate_limit():
     assert parse_rate_limit({}) is None
 
 
+def _jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.effect_noise((128, 128), 64).convert("RGB").save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
 def test_images_are_checked_with_pillow():
-    png = make_png(1)
+    png, jpeg = make_png(1), _jpeg()
     assert check_image(png, "X") == "image/png"
-    for garbage in (b"", b"<html>", png[: len(png) // 2], png[:-5]):
+    assert check_image(jpeg, "X") == "image/jpeg"
+    for garbage in (b"", b"<html>", png[: len(png) // 2], png[:-5], png[:-13], jpeg[:-400]):
         with pytest.raises(TransientError, match="X sent a broken image"):
             check_image(garbage, "X")
+
+
+def test_a_png_is_checked_by_its_checksums_and_other_formats_by_decoding(monkeypatch):
+    decoded: list[str] = []
+    load = ImageFile.ImageFile.load
+
+    def counted(image):
+        decoded.append(image.format)
+        return load(image)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", counted)
+    check_image(make_png(1, width=512, height=512), "X")
+    assert decoded == []  # its pixels are never decoded: verify() read every chunk's CRC instead
+    check_image(_jpeg(), "X")
+    assert decoded == ["JPEG"]
 
 
 def test_base64_may_be_urlsafe_or_a_data_url_but_not_garbage():
