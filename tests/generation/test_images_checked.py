@@ -8,6 +8,7 @@ from PIL import PngImagePlugin
 from generation.checked import ImagesChecked
 from generation.providers.base import ImageRequest
 from generation.providers.simulated import SimulatedProvider
+from tests.support.spies import formats_called
 
 
 class Decoding(SimulatedProvider):
@@ -17,15 +18,7 @@ class Decoding(SimulatedProvider):
 @pytest.fixture
 def decodes(monkeypatch) -> list[str]:
     """The formats verified (the first step of decoding a whole image; drawing one never verifies)."""
-    calls: list[str] = []
-    real = PngImagePlugin.PngImageFile.verify
-
-    def counted(self):
-        calls.append(self.format)
-        return real(self)
-
-    monkeypatch.setattr(PngImagePlugin.PngImageFile, "verify", counted)
-    return calls
+    return formats_called(monkeypatch, PngImagePlugin.PngImageFile, "verify")
 
 
 @pytest.mark.parametrize(("provider", "decoded"), [(Decoding, False), (SimulatedProvider, True)])

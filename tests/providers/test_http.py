@@ -21,6 +21,7 @@ from generation.providers.http import (
     short,
     wait_text,
 )
+from tests.support.spies import formats_called
 
 
 @pytest.mark.parametrize(
@@ -81,14 +82,7 @@ def test_images_are_checked_with_pillow():
 
 
 def test_a_png_is_checked_by_its_checksums_and_other_formats_by_decoding(monkeypatch):
-    decoded: list[str] = []
-    load = ImageFile.ImageFile.load
-
-    def counted(image):
-        decoded.append(image.format)
-        return load(image)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", counted)
+    decoded = formats_called(monkeypatch, ImageFile.ImageFile, "load")
     check_image(make_png(1, width=512, height=512), "X")
     assert decoded == []  # its pixels are never decoded: verify() read every chunk's CRC instead
     check_image(_jpeg(), "X")
