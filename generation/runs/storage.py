@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
 from django.core.files.base import ContentFile
-from django.core.files.storage import FileSystemStorage, default_storage, storages
+from django.core.files.storage import FileSystemStorage, Storage, default_storage, storages
 from django.db import InterfaceError, OperationalError, connection
 
 from generation.engine.hooks import StoreError
@@ -70,7 +70,7 @@ def image_save(name: str, data: bytes) -> str:
     storage = storages["default"]
     try:
         if type(storage) is not FileSystemStorage:
-            return _storage_save(name, data)
+            return _storage_save(storage, name, data)
         _file_create(storage, storage.path(name), data)
         return name
     except OSError as error:
@@ -102,12 +102,12 @@ def _file_create(storage: FileSystemStorage, path: str, data: bytes) -> None:
         raise
 
 
-def _storage_save(name: str, data: bytes) -> str:
+def _storage_save(storage: Storage, name: str, data: bytes) -> str:
     """Through the storage API, for any other storage (tests put one in that fails on demand)."""
-    name = default_storage.get_available_name(name)
+    name = storage.get_available_name(name)
     try:
-        saved = default_storage.save(name, ContentFile(data))
-        if default_storage.size(saved) != len(data):
+        saved = storage.save(name, ContentFile(data))
+        if storage.size(saved) != len(data):
             image_delete(saved)
             raise OSError(errno.EIO, "the stored image is incomplete")
     except OSError:
