@@ -43,4 +43,4 @@ async def image_checked(result: ImageResult, *, decoded: bool) -> ImageResult:
             info = await off_loop(len(result.image), inspect_image, result.image, max_side=MAX_SIDE)
     except NotAnImage as exc:
         raise TransientError(f"The provider's answer is not an image we can store. {exc.message}") from None
-    return dataclasses.replace(result, mime=info.format.mime)
+    return dataclasses.replace(result, mime=info.format.mime, content_suffix=info.format.suffix)

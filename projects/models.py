@@ -21,21 +21,22 @@ from projects.updates import update_each
 ASPECT_CHOICES = [(aspect, aspect) for aspect in ASPECT_SIZES]
 
 
-def _private_path(kind: str, instance: models.Model, filename: str) -> str:
+def private_image_path(kind: str, project_id: int, filename: str) -> str:
+    """Where a project's image of `kind` ("scenes", "characters") named `filename` is stored."""
     # Callers name the file after its detected content (ContentTypedFile.save, the runner): a suffix
     # from anywhere else is a bug that would let a client pick how the file is served.
     suffix = PurePosixPath(filename).suffix
     if suffix not in SUFFIXES:
         raise ValueError(f"{filename!r}: an image is stored under the suffix of its detected format")
-    return f"projects/{instance.project_id}/{kind}/{uuid.uuid4().hex}{suffix}"
+    return f"projects/{project_id}/{kind}/{uuid.uuid4().hex}{suffix}"
 
 
 def scene_image_path(instance: models.Model, filename: str) -> str:
-    return _private_path("scenes", instance, filename)
+    return private_image_path("scenes", instance.project_id, filename)
 
 
 def character_reference_path(instance: models.Model, filename: str) -> str:
-    return _private_path("characters", instance, filename)
+    return private_image_path("characters", instance.project_id, filename)
 
 
 class ContentTypedFile(ImageFieldFile):
@@ -186,7 +187,7 @@ class Character(models.Model):
 
 
 def extra_reference_path(instance: CharacterReference, filename: str) -> str:
-    return _private_path("characters", Character(project_id=instance.character.project_id), filename)
+    return private_image_path("characters", instance.character.project_id, filename)
 
 
 class CharacterReference(models.Model):

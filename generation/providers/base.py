@@ -66,6 +66,9 @@ class RateLimit:
 class ImageResult:
     image: bytes
     mime: str = "image/png"
+    # Set only where the studio read the format in `image` (generation.checked), never from a provider's
+    # label: the suffix the image is stored under. Empty until then.
+    content_suffix: str = ""
     seed: int | None = None
     model: str = ""
     rate_limit: RateLimit | None = None

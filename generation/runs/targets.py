@@ -26,7 +26,7 @@ from generation.runs.selectors import project_totals, scenes_claimed
 from generation.runs.services import scenes_claim
 from generation.runs.versions import scene_version_add, scenes_lock_for_versions
 from projects.images import detect_image_format
-from projects.models import Character, Scene, SkipReason, character_reference_path, scene_image_path
+from projects.models import Character, Scene, SkipReason, private_image_path
 from projects.style import Style
 from webhooks.services import webhook_run_event
 
@@ -66,6 +66,7 @@ class Target:
 
     noun: ClassVar[str]
     url_name: ClassVar[str]
+    folder: ClassVar[str]  # where the project's images of this kind are stored
 
     def __init__(self, run: BatchRun) -> None:
         self.run = run
@@ -88,12 +89,11 @@ class Target:
     def image_url(self, key: int, version: int) -> str:
         return reverse(self.url_name, args=[self.run.project_id, key]) + f"?thumb=1&v={version}"
 
-    def image_name(self, key: int, result: ImageResult) -> str:
-        suffix = detect_image_format(result.image).suffix  # the content's, never the provider's label
-        return self._path(f"{key}{suffix}")
+    def image_name(self, key: Hashable, result: ImageResult) -> str:
+        return self._path(f"{key}{content_suffix(result)}")
 
     def _path(self, filename: str) -> str:
-        raise NotImplementedError
+        return private_image_path(self.folder, self.run.project_id, filename)
 
     def plan(self, provider: Provider) -> Plan:
         raise NotImplementedError
@@ -157,9 +157,16 @@ def item_of(key: Hashable) -> int:
     return key.scene_id if isinstance(key, Candidate) else key  # type: ignore[return-value]
 
 
+def content_suffix(result: ImageResult) -> str:
+    """The suffix of the format of the image's bytes, never of the provider's label: as read when the
+    answer was checked (generation.checked), else read here."""
+    return result.content_suffix or detect_image_format(result.image).suffix
+
+
 class SceneTarget(Target):
     noun = "scene"
     url_name = "scene_image"
+    folder = "scenes"
 
     def __init__(self, run: BatchRun) -> None:
         super().__init__(run)
@@ -168,12 +175,9 @@ class SceneTarget(Target):
         # Candidates of each scene this run still waits for: the last one to end releases the scene.
         self.waiting: dict[int, set[Hashable]] = {}
 
-    def _path(self, filename: str) -> str:
-        return scene_image_path(Scene(project_id=self.run.project_id), filename)
-
     def image_name(self, key: Hashable, result: ImageResult) -> str:
         name = f"{key.scene_id}-{key.index}" if isinstance(key, Candidate) else str(key)
-        return self._path(f"{name}{detect_image_format(result.image).suffix}")
+        return self._path(f"{name}{content_suffix(result)}")
 
     def image_url(self, key: Hashable, version: int) -> str:
         return super().image_url(item_of(key), version)
@@ -391,9 +395,7 @@ class RequestRecord:
 class CharacterTarget(Target):
     noun = "character"
     url_name = "character_reference"
-
-    def _path(self, filename: str) -> str:
-        return character_reference_path(Character(project_id=self.run.project_id), filename)
+    folder = "characters"
 
     def attempt_record(self, key: Hashable) -> dict[str, Any]:
         return {"prompt": self.prompts[key]} if key in getattr(self, "prompts", {}) else {}

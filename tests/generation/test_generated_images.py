@@ -82,3 +82,25 @@ async def test_a_character_run_refuses_a_garbage_portrait(story, team):
     )
     ram = await database_sync_to_async(Character.objects.get)(pk=ram.pk)
     assert run.failed == 1 and not ram.has_reference()
+
+
+async def test_the_check_of_an_answer_names_the_suffix_its_file_is_stored_under(monkeypatch):
+    """The format read when the answer is checked is the one its file is named by: the bytes are not
+    read a third time to name it, and an answer nobody checked is still named by its content."""
+    from generation.checked import image_checked
+    from generation.providers.base import ImageResult
+    from generation.runs import targets
+
+    checked = await image_checked(ImageResult(image=jpeg_bytes(), mime="image/png"), decoded=False)
+    assert (checked.mime, checked.content_suffix) == ("image/jpeg", ".jpg")
+
+    unchecked = ImageResult(image=jpeg_bytes(), mime="image/png")
+    assert targets.content_suffix(unchecked) == ".jpg"
+
+    def unread(source):
+        raise AssertionError("the image was read again to name its file")
+
+    monkeypatch.setattr(targets, "detect_image_format", unread)
+    assert targets.content_suffix(checked) == ".jpg"
+    with pytest.raises(AssertionError):
+        targets.content_suffix(unchecked)
