@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand
 from generation.live.events import WORKER_CHANNEL
 from generation.runs.worker import StudioWorker, supervisor
 from projects.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USER
+from scenestudio.heap import settle_heap
 
 
 class Command(BaseCommand):
@@ -34,6 +35,7 @@ class Command(BaseCommand):
         if settings.DEBUG:
             self.stdout.write(f"Demo login: {DEMO_USER} / {DEMO_PASSWORD}")
         self.stdout.flush()
+        settle_heap()
         CommandLineInterface().run(["-b", host, "-p", str(port), "scenestudio.asgi:application"])
 
     def _embed_worker(self) -> None:

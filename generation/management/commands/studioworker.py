@@ -12,6 +12,7 @@ from django.db.backends.signals import connection_created
 from generation.live.events import WORKER_CHANNEL
 from generation.runs.storage import skip_health_checks
 from generation.runs.worker import StudioWorker
+from scenestudio.heap import settle_heap
 
 
 class Command(ChannelsRunworker):
@@ -26,4 +27,5 @@ class Command(ChannelsRunworker):
     def handle(self, *args, **options) -> None:
         # A process that only generates: its writes retry a dropped connection themselves.
         connection_created.connect(skip_health_checks, dispatch_uid="studioworker-health-checks")
+        settle_heap()
         super().handle(*args, **options)
